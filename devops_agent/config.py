@@ -1,0 +1,175 @@
+"""Settings: one object, read from the environment and `.env`, validated once at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from devops_agent import __version__
+
+Risk = Literal["low", "medium", "high"]
+RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+
+# An example of a right value for each setting, shown when a value is wrong.
+EXAMPLES: dict[str, str] = {
+    "environment": "development",
+    "log_level": "INFO",
+    "api_port": "8001",
+    "database_url": "sqlite+aiosqlite:///./data/agent.db",
+    "reasoner": "rules",
+    "llm_temperature": "0.1",
+    "llm_max_tokens": "2000",
+    "llm_timeout": "60",
+    "confidence_threshold": "0.8",
+    "auto_approve_max_risk": "low",
+    "max_attempts": "2",
+    "approval_timeout": "3600",
+    "infra_backend": "docker",
+    "monitoring_interval": "30",
+    "target_services": "checkout=http://127.0.0.1:8080/health,cart=http://127.0.0.1:8081/health",
+    "market_predictor_url": "http://127.0.0.1:8000/health",
+    "notify_webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "max_replicas": "10",
+    "validate_timeout": "30",
+    "execute_command_allowlist": "nginx -s reload;redis-cli ping",
+}
+
+
+class Settings(BaseSettings):
+    """Every setting of CONTRACT.md, plus a few internal ones with safe defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    service_name: str = "devops-ai-agent"
+    service_version: str = __version__
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8001, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    agent_api_token: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+
+    reasoner: Literal["auto", "llm", "rules"] = "auto"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o"
+    llm_temperature: float = Field(0.1, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(2000, ge=1)
+    llm_timeout: float = Field(60, gt=0)
+    fallback_enabled: bool = True
+
+    safety_mode: bool = True
+    confidence_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    auto_approve_max_risk: Risk = "low"
+    max_attempts: int = Field(2, ge=1, le=10)
+    approval_timeout: int = Field(3600, ge=1)
+
+    infra_backend: Literal["docker", "fake"] = "docker"
+    docker_host: str | None = None
+    monitoring_interval: int = Field(30, ge=1)
+    target_services: str = ""
+    market_predictor_url: str | None = None
+    notify_webhook_url: str | None = None
+
+    max_replicas: int = Field(10, ge=1, le=100)
+    validate_timeout: float = Field(30, gt=0)
+    execute_command_allowlist: str = ""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("target_services")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql", "postgres://", "memory://")):
+            raise ValueError("must start with sqlite+aiosqlite:///, postgresql:// or memory://")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_token(self) -> Settings:
+        if self.environment == "production" and not self.agent_api_token:
+            raise ValueError("AGENT_API_TOKEN is required when ENVIRONMENT=production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or the SQLite file under DATA_DIR when unset."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'agent.db').as_posix()}"
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """TARGET_SERVICES as a mapping, with MARKET_PREDICTOR_URL added."""
+        found = parse_targets(self.target_services)
+        if self.market_predictor_url:
+            found.setdefault("market-predictor", self.market_predictor_url)
+        return found
+
+    @property
+    def command_allowlist(self) -> list[list[str]]:
+        """EXECUTE_COMMAND_ALLOWLIST: `;`-separated argv prefixes, each split on spaces."""
+        return [p.split() for p in self.execute_command_allowlist.split(";") if p.strip()]
+
+    def uses_llm(self) -> bool:
+        """Whether the reasoner of this configuration is the LLM one."""
+        if self.reasoner == "auto":
+            return self.openai_api_key is not None
+        return self.reasoner == "llm"
+
+
+def parse_targets(text: str) -> dict[str, str]:
+    """Parse `name=url,name=url`."""
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"entry {item!r} is not name=http://host:port/path")
+        found[name.strip()] = url.strip()
+    return found
+
+
+class SettingsError(Exception):
+    """A setting has a wrong value; the message is one line meant for the operator."""
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the setting, the problem and an example of a right value."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    message = err["msg"].removeprefix("Value error, ")
+    if not field:
+        return f"invalid settings: {message}"
+    example = EXAMPLES.get(field)
+    hint = f" (example: {field.upper()}={example})" if example else ""
+    return f"invalid setting {field.upper()}: {message}{hint}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; raise SettingsError with one clear line when wrong."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The service's own tables: incidents, the action ledger and learned outcomes."""

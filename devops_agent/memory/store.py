@@ -1,0 +1,186 @@
+"""Queries over the service's tables: the action ledger, incidents and learned patterns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from devops_agent.memory.db import Incident, LedgerEntry, Pattern, create_schema, make_engine
+from devops_agent.state import utcnow
+
+
+class Store:
+    """One object for the agent's own records, on the same DATABASE_URL as the checkpoints."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._ready = False
+
+    @classmethod
+    def from_url(cls, database_url: str) -> Store:
+        if database_url.startswith("sqlite") and ":///" in database_url:
+            Path(database_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        return cls(make_engine(database_url))
+
+    async def setup(self) -> None:
+        """Create the tables once (idempotent)."""
+        if not self._ready:
+            await create_schema(self.engine)
+            self._ready = True
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- the action ledger ------------------------------------------------------------------
+
+    async def begin_step(
+        self,
+        run_id: str,
+        attempt: int,
+        step: int,
+        operation: str,
+        target: str,
+        params: dict[str, Any],
+    ) -> LedgerEntry | None:
+        """Record a step as started. Returns the earlier entry when the step was already recorded,
+        in which case the caller must not run it again."""
+        await self.setup()
+        async with self.sessions() as session:
+            entry = LedgerEntry(
+                run_id=run_id,
+                attempt=attempt,
+                step=step,
+                operation=operation,
+                target=target,
+                params=params,
+                status="started",
+                started_at=utcnow(),
+            )
+            session.add(entry)
+            try:
+                await session.commit()
+                return None
+            except IntegrityError:
+                await session.rollback()
+        return await self.ledger_entry(run_id, attempt, step)
+
+    async def finish_step(
+        self, run_id: str, attempt: int, step: int, status: str, output: str
+    ) -> None:
+        async with self.sessions() as session:
+            entry = (
+                await session.execute(
+                    select(LedgerEntry).where(
+                        LedgerEntry.run_id == run_id,
+                        LedgerEntry.attempt == attempt,
+                        LedgerEntry.step == step,
+                    )
+                )
+            ).scalar_one()
+            entry.status = status
+            entry.output = output
+            entry.finished_at = utcnow()
+            await session.commit()
+
+    async def ledger_entry(self, run_id: str, attempt: int, step: int) -> LedgerEntry | None:
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    select(LedgerEntry).where(
+                        LedgerEntry.run_id == run_id,
+                        LedgerEntry.attempt == attempt,
+                        LedgerEntry.step == step,
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def ledger(self, run_id: str) -> list[LedgerEntry]:
+        await self.setup()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(LedgerEntry).where(LedgerEntry.run_id == run_id).order_by(LedgerEntry.id)
+            )
+            return list(rows.scalars())
+
+    # -- incidents and what was learned -----------------------------------------------------
+
+    async def record_incident(
+        self,
+        *,
+        run_id: str,
+        service: str,
+        category: str,
+        root_cause: str,
+        confidence: float,
+        outcome: str,
+        evidence: list[dict[str, Any]],
+        actions: list[dict[str, Any]],
+        attempts: int,
+    ) -> None:
+        """Store the finished incident and count how each operation did (idempotent per run)."""
+        await self.setup()
+        async with self.sessions() as session:
+            exists = (
+                await session.execute(select(Incident.id).where(Incident.run_id == run_id))
+            ).first()
+            if exists:
+                return
+            session.add(
+                Incident(
+                    run_id=run_id,
+                    service=service,
+                    category=category,
+                    root_cause=root_cause,
+                    confidence=confidence,
+                    outcome=outcome,
+                    evidence=evidence,
+                    actions=actions,
+                    attempts=attempts,
+                    created_at=utcnow(),
+                )
+            )
+            fixed = outcome == "resolved"
+            for operation in {a["operation"] for a in actions if a.get("status") == "succeeded"}:
+                pattern = (
+                    await session.execute(
+                        select(Pattern).where(
+                            Pattern.service == service,
+                            Pattern.category == category,
+                            Pattern.operation == operation,
+                        )
+                    )
+                ).scalar_one_or_none()
+                if pattern is None:
+                    pattern = Pattern(
+                        service=service,
+                        category=category,
+                        operation=operation,
+                        successes=0,
+                        failures=0,
+                    )
+                    session.add(pattern)
+                if fixed:
+                    pattern.successes += 1
+                else:
+                    pattern.failures += 1
+            await session.commit()
+
+    async def history(self, service: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(category, operation) -> (successes, failures) on this service."""
+        await self.setup()
+        async with self.sessions() as session:
+            rows = await session.execute(select(Pattern).where(Pattern.service == service))
+            return {(p.category, p.operation): (p.successes, p.failures) for p in rows.scalars()}
+
+    async def incidents(self, service: str | None = None) -> list[Incident]:
+        await self.setup()
+        async with self.sessions() as session:
+            query = select(Incident).order_by(Incident.id)
+            if service:
+                query = query.where(Incident.service == service)
+            return list((await session.execute(query)).scalars())

@@ -1,0 +1,32 @@
+"""plan: turn the diagnosis into steps, using what `learn` remembered about this service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devops_agent.context import AgentContext
+from devops_agent.nodes.common import investigation
+from devops_agent.policy import decide
+from devops_agent.state import Diagnosis, IncidentState, Plan
+
+
+async def plan(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
+    history = await ctx.store.history(state.get("service") or "")
+    case = investigation(state, ctx.settings.max_replicas, history=history)
+    diagnosis = Diagnosis.model_validate(state["diagnosis"])
+    made: Plan = await ctx.reasoner.plan(case, diagnosis)
+    update: dict[str, Any] = {}
+    if made.action == "remediate":
+        verdict = decide(made, ctx.settings)
+        made.requires_approval = verdict.decision != "auto"
+        made.why = f"{made.why} Policy: {verdict.why}."
+    elif made.action == "no_action":
+        update["outcome"] = "no_action"
+    else:
+        update["escalation"] = made.why
+    return {**update, "plan": made.model_dump(mode="json")}
+
+
+def route_after_plan(state: IncidentState) -> str:
+    action = (state.get("plan") or {}).get("action")
+    return {"remediate": "approve", "escalate": "escalate"}.get(str(action), "learn")

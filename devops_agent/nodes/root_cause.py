@@ -1,0 +1,86 @@
+"""root_cause: gather evidence with the read-only operations, then ask the reasoner."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from devops_agent.context import AgentContext
+from devops_agent.nodes.common import investigation, target_of
+from devops_agent.state import Evidence, IncidentState
+from devops_agent.tools.registry import OperationResult
+
+# host:port, or "to/host/upstream/dependency <name>" in an error line. Linear, anchored on words.
+_NAMED_HOST = re.compile(
+    r"\b([a-z0-9][a-z0-9_.-]{0,62}):\d{2,5}\b|\b(?:to|host|upstream|dependency)\s+"
+    r"['\"]?([a-z0-9][a-z0-9_.-]{0,62})",
+    re.IGNORECASE,
+)
+MAX_DEPENDENCIES = 5
+
+
+def _evidence(result: OperationResult) -> dict[str, Any]:
+    summary = f"{result.operation} {result.target}: {result.message}"
+    return Evidence(
+        source=result.operation,
+        target=result.target,
+        summary=summary,
+        ok=result.ok,
+        data=result.data,
+    ).model_dump(mode="json")
+
+
+def names_in(lines: list[str]) -> list[str]:
+    """Service names that error lines point at (host:port, 'connection refused to db', ...)."""
+    found: list[str] = []
+    for line in lines:
+        for match in _NAMED_HOST.finditer(line[:500]):
+            name = (match.group(1) or match.group(2) or "").rstrip(".")
+            if (
+                name
+                and not name.replace(".", "").isdigit()
+                and name not in ("localhost", "127.0.0.1")
+            ):
+                found.append(name)
+    return list(dict.fromkeys(found))
+
+
+async def _dependencies(
+    ctx: AgentContext, target_name: str, declared: list[str], log_errors: list[str]
+) -> list[dict[str, Any]]:
+    names = [n for n in dict.fromkeys([*declared, *names_in(log_errors)]) if n != target_name]
+    evidence: list[dict[str, Any]] = []
+    for name in names[:MAX_DEPENDENCIES]:
+        dep = await ctx.registry.backend.resolve([name])
+        if dep is None:
+            continue
+        result = await ctx.registry.run("health_check", {"target": dep.name})
+        healthy = bool(result.ok and result.data.get("healthy"))
+        how = "declared by label" if name in declared else "named in the error lines"
+        evidence.append(
+            Evidence(
+                source="dependency",
+                target=dep.name,
+                ok=result.ok,
+                summary=f"dependency {dep.name} ({how}): {'healthy' if healthy else 'DOWN'} ({result.message})",
+                data={"healthy": healthy, "declared": name in declared, "health": result.data},
+            ).model_dump(mode="json")
+        )
+    return evidence
+
+
+async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
+    target = target_of(state)
+    assert target is not None, "triage routes only resolved targets here"
+    results = await asyncio.gather(
+        ctx.registry.run("health_check", {"target": target.name}),
+        ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
+        ctx.registry.run("check_resources", {"target": target.name}),
+    )
+    evidence = [_evidence(r) for r in results]
+    errors = results[1].data.get("error_lines", []) if results[1].ok else []
+    evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
+    case = investigation({**state, "evidence": evidence}, ctx.settings.max_replicas)
+    diagnosis = await ctx.reasoner.diagnose(case)
+    return {"evidence": evidence, "diagnosis": diagnosis.model_dump(mode="json")}

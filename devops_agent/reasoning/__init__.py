@@ -1,0 +1,1 @@
+"""Reasoners: from evidence to a diagnosis, and from a diagnosis to a plan."""

@@ -1,0 +1,38 @@
+"""What every reasoner receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from devops_agent.state import ActionRecord, Alert, Diagnosis, Evidence, Plan, Target
+
+
+@dataclass
+class Investigation:
+    """Everything known about an incident when a reasoner is asked about it."""
+
+    alerts: list[Alert]
+    target: Target | None
+    evidence: list[Evidence]
+    actions: list[ActionRecord] = field(default_factory=list)
+    attempts: int = 0
+    max_replicas: int = 10
+    # (category, operation) -> (successes, failures) for this service, from `learn`.
+    history: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, source: str, target: str | None = None) -> Evidence | None:
+        """The latest evidence from `source` about `target` (default: the incident's target)."""
+        name = target if target is not None else (self.target.name if self.target else "")
+        for item in reversed(self.evidence):
+            if item.source == source and item.target == name:
+                return item
+        return None
+
+
+class Reasoner(Protocol):
+    name: str
+
+    async def diagnose(self, case: Investigation) -> Diagnosis: ...
+
+    async def plan(self, case: Investigation, diagnosis: Diagnosis) -> Plan: ...

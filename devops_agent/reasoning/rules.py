@@ -1,0 +1,385 @@
+"""The rules reasoner: deterministic diagnosis and planning for the common faults.
+
+It reads only the evidence that root_cause gathered (container state, logs, resources, the
+health of dependencies) and never the alert's free text, so a misleading annotation cannot steer
+it. Each rule names its category, a one-sentence root cause, a confidence and the evidence used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from devops_agent.reasoning.base import Investigation
+from devops_agent.state import Diagnosis, Evidence, Plan, PlanStep
+
+CONFIG_EXIT_CODES = {78: "EX_CONFIG", 126: "not executable", 127: "command not found"}
+CONFIG_WORDS = (
+    "config",
+    "setting",
+    "missing required",
+    "required setting",
+    "environment variable",
+    "unknown option",
+    "invalid option",
+    "invalid value",
+    "no such file",
+    "permission denied",
+)
+DISK_WORDS = ("no space left on device", "disk full", "disk quota exceeded")
+OVERLOAD_WORDS = ("queue", "latency", "too many requests", "overload", "backlog", "slow")
+FAST_EXIT_S = 5.0
+SLOW_PROBE_MS = 1000.0
+CPU_THROTTLED_RATIO = 0.3
+CPU_OF_LIMIT_PERCENT = 85.0
+MEMORY_PERCENT = 90.0
+CRASH_LOOP_RESTARTS = 3
+REMEDY_GIVE_UP_FAILURES = 2
+
+
+@dataclass
+class Facts:
+    """The evidence about the target, pre-digested for the rules."""
+
+    containers: list[dict[str, Any]]
+    probe: dict[str, Any] | None
+    errors: list[str]
+    tail: list[str]
+    resources: list[dict[str, Any]]
+    deps_down: list[Evidence]
+    used: list[Evidence]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.errors + self.tail).lower()
+
+    def first_line(self, words: tuple[str, ...]) -> str | None:
+        for line in self.errors + self.tail:
+            if any(word in line.lower() for word in words):
+                return line.strip()
+        return None
+
+
+class RulesReasoner:
+    """The embedded reasoner: the default without an LLM and the fallback when it fails."""
+
+    name = "rules"
+
+    async def diagnose(self, case: Investigation) -> Diagnosis:
+        return diagnose(case)
+
+    async def plan(self, case: Investigation, diagnosis: Diagnosis) -> Plan:
+        return plan(case, diagnosis)
+
+
+def _facts(case: Investigation) -> Facts:
+    health = case.find("health_check")
+    logs = case.find("get_logs")
+    resources = case.find("check_resources")
+    used = [e for e in (health, logs, resources) if e is not None and e.ok]
+    dependencies = case.target.depends_on if case.target else []
+    deps_down = [
+        e
+        for e in case.evidence
+        if e.source == "dependency"
+        and e.target != (case.target.name if case.target else "")
+        and not e.data.get("healthy", True)
+    ]
+    # Dependencies declared by label come first in the evidence, then those named in the logs.
+    deps_down.sort(key=lambda e: (e.target not in dependencies, e.target))
+    return Facts(
+        containers=(health.data.get("containers", []) if health and health.ok else []),
+        probe=(health.data.get("probe") if health and health.ok else None),
+        errors=(logs.data.get("error_lines", []) if logs and logs.ok else []),
+        tail=(logs.data.get("tail", []) if logs and logs.ok else []),
+        resources=[
+            r
+            for r in (resources.data.get("containers", []) if resources and resources.ok else [])
+            if r.get("running")
+        ],
+        deps_down=deps_down,
+        used=used,
+    )
+
+
+def _diag(
+    category: str, cause: str, confidence: float, facts: Facts, *extra: Evidence
+) -> Diagnosis:
+    summaries = [e.summary for e in (*facts.used, *extra)]
+    return Diagnosis(
+        category=category,
+        root_cause=cause,
+        confidence=confidence,
+        evidence=summaries,
+        reasoner="rules",
+    )
+
+
+def _restarted_before(case: Investigation, target: str) -> bool:
+    return any(
+        a.operation == "restart_service" and a.target == target and a.status == "succeeded"
+        for a in case.actions
+    )
+
+
+def diagnose(case: Investigation) -> Diagnosis:
+    """Name the category, the root cause, a confidence and the evidence it rests on."""
+    if case.target is None:
+        return Diagnosis(
+            category="unknown",
+            root_cause="The alert names no service that the backend knows, so there is nothing to inspect.",
+            confidence=0.9,
+            evidence=[f"labels: {a.labels}" for a in case.alerts[:3]],
+        )
+    name = case.target.name
+    health = case.find("health_check")
+    if health is None or not health.ok:
+        why = health.summary if health else "no health evidence was gathered"
+        return Diagnosis(
+            category="unknown",
+            root_cause=f"The state of {name} could not be read: {why}.",
+            confidence=0.3,
+            evidence=[why],
+        )
+    facts = _facts(case)
+    cs = facts.containers
+    down = [c for c in cs if not c.get("running") and not c.get("paused")]
+    paused = [c for c in cs if c.get("paused")]
+    oom = [c for c in cs if c.get("oom_killed")]
+    restarting = [c for c in cs if c.get("restarting")]
+
+    if oom:
+        c = oom[0]
+        limit = c.get("memory_limit") or 0
+        size = f"{limit / 2**20:.0f} MiB" if limit else "its"
+        return _diag(
+            "memory_exhaustion",
+            f"{c['name']} was killed by the kernel's OOM killer (exit {c.get('exit_code')}): "
+            f"the memory limit of {size} is too small for what it allocates.",
+            0.95,
+            facts,
+        )
+    disk_line = facts.first_line(DISK_WORDS)
+    if disk_line:
+        return _diag(
+            "disk_full",
+            f"{name} cannot write: its filesystem is full ({disk_line!r}); a restart frees nothing.",
+            0.9,
+            facts,
+        )
+    if down or restarting:
+        c = (down or restarting)[0]
+        exit_code = c.get("exit_code")
+        ran = c.get("ran_for_s")
+        config_line = facts.first_line(CONFIG_WORDS)
+        if exit_code in CONFIG_EXIT_CODES or (
+            config_line and ran is not None and ran < FAST_EXIT_S
+        ):
+            meaning = CONFIG_EXIT_CODES.get(exit_code or 0, f"exit code {exit_code}")
+            detail = f" and logged {config_line!r}" if config_line else ""
+            return _diag(
+                "config_error",
+                f"{c['name']} exits at start ({meaning}, after {ran}s){detail}: its configuration is "
+                "wrong, which a restart cannot fix.",
+                0.9,
+                facts,
+            )
+        if facts.deps_down:
+            return _dependency(name, facts)
+        if (
+            restarting
+            or c.get("restart_count", 0) >= CRASH_LOOP_RESTARTS
+            or _restarted_before(case, name)
+        ):
+            return _diag(
+                "crash_loop",
+                f"{c['name']} keeps exiting (exit {exit_code}, {c.get('restart_count', 0)} restarts"
+                f"{', and again after the agent restarted it' if _restarted_before(case, name) else ''}).",
+                0.85,
+                facts,
+            )
+        last = (facts.errors or facts.tail or ["no log lines"])[-1].strip()
+        return _diag(
+            "crash",
+            f"The process of {c['name']} exited with code {exit_code} after {ran}s; last log line: {last!r}.",
+            0.9 if exit_code not in (0, None) else 0.75,
+            facts,
+        )
+    if paused:
+        return _diag(
+            "hang", f"{paused[0]['name']} is paused: it is running but cannot answer.", 0.95, facts
+        )
+
+    # Every container is running from here on.
+    if facts.deps_down:
+        return _dependency(name, facts)
+    mem = max(facts.resources, key=lambda r: r.get("memory_percent", 0), default=None)
+    if mem and mem.get("memory_limit") and mem.get("memory_percent", 0) >= MEMORY_PERCENT:
+        return _diag(
+            "memory_exhaustion",
+            f"{mem['name']} uses {mem['memory_percent']:.0f}% of its memory limit and will be OOM-killed; "
+            "the limit is too small or it leaks.",
+            0.8,
+            facts,
+        )
+    cpu = max(facts.resources, key=lambda r: r.get("throttled_ratio", 0), default=None)
+    if (
+        cpu
+        and cpu.get("cpu_limit_cpus")
+        and (
+            cpu.get("throttled_ratio", 0) >= CPU_THROTTLED_RATIO
+            or cpu.get("cpu_of_limit_percent", 0) >= CPU_OF_LIMIT_PERCENT
+        )
+    ):
+        return _diag(
+            "cpu_saturation",
+            f"{cpu['name']} is at its CPU quota of {cpu['cpu_limit_cpus']:g} CPUs "
+            f"({cpu.get('cpu_of_limit_percent', 0):.0f}% of it, throttled in "
+            f"{cpu.get('throttled_ratio', 0) * 100:.0f}% of periods).",
+            0.85,
+            facts,
+        )
+    probe = facts.probe
+    unhealthy = [c for c in cs if c.get("health") == "unhealthy"]
+    if probe and probe.get("error") == "timeout" or (unhealthy and not probe):
+        return _diag(
+            "hang",
+            f"{name} is running but does not answer its health probe"
+            f"{' (' + probe['summary'] + ')' if probe else ''} while its CPU and memory are normal.",
+            0.85,
+            facts,
+        )
+    if probe and probe.get("ok") and probe.get("latency_ms", 0) >= SLOW_PROBE_MS:
+        line = facts.first_line(OVERLOAD_WORDS)
+        return _diag(
+            "overload",
+            f"{name} answers slowly ({probe['summary']}) while CPU and memory are within limits"
+            f"{'; it logs ' + repr(line) if line else ''}: it has more work than it can serve.",
+            0.8 if line else 0.65,
+            facts,
+        )
+    if probe and not probe.get("ok"):
+        last = (facts.errors or ["no error lines"])[-1].strip()
+        return _diag(
+            "unknown",
+            f"{name} runs but its health probe fails ({probe['summary']}); the logs do not say why "
+            f"(last error line: {last!r}).",
+            0.4,
+            facts,
+        )
+    checks = f"its probe answers ({probe['summary']})" if probe else "it is running"
+    return _diag(
+        "no_fault",
+        f"{name} is healthy: {checks}, and its resources are within limits.",
+        0.9 if probe else 0.7,
+        facts,
+    )
+
+
+def _dependency(name: str, facts: Facts) -> Diagnosis:
+    deps = facts.deps_down
+    names = ", ".join(d.target for d in deps)
+    return _diag(
+        "dependency_failure",
+        f"{name} fails because the service it depends on ({names}) is down.",
+        0.85,
+        facts,
+        *deps,
+    )
+
+
+def _step(operation: str, target: str, risk: str, why: str, **params: Any) -> PlanStep:
+    return PlanStep(
+        operation=operation,
+        target=target,
+        params={"target": target, **params},
+        risk=risk,
+        rationale=why,
+    )
+
+
+def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
+    """Turn a diagnosis into steps from the registry, or into no action, or an escalation."""
+    conf = diagnosis.confidence
+    target = case.target
+    if diagnosis.category == "no_fault":
+        return Plan(action="no_action", why=diagnosis.root_cause, confidence=conf)
+    if target is None:
+        return Plan(
+            action="escalate", why="unknown target: " + diagnosis.root_cause, confidence=conf
+        )
+    name = target.name
+    steps: list[PlanStep] = []
+    category = diagnosis.category
+    if category in ("crash", "hang"):
+        steps = [_step("restart_service", name, "medium", f"a restart clears a {category}")]
+    elif category == "memory_exhaustion":
+        steps = [
+            _step(
+                "restart_service",
+                name,
+                "medium",
+                "a restart brings it back; the memory limit is too small and should be raised",
+            )
+        ]
+    elif category == "dependency_failure":
+        deps = [
+            e.target
+            for e in case.evidence
+            if e.source == "dependency" and not e.data.get("healthy", True)
+        ]
+        steps = [
+            _step("restart_service", dep, "medium", f"{name} needs {dep}, which is down")
+            for dep in deps
+        ]
+        own = case.find("health_check")
+        if own and any(not c.get("running") for c in own.data.get("containers", [])):
+            steps.append(
+                _step("restart_service", name, "medium", f"{name} exited while {deps[0]} was down")
+            )
+    elif category in ("cpu_saturation", "overload"):
+        if not target.scalable:
+            return Plan(
+                action="escalate",
+                why=f"{diagnosis.root_cause} {name} is a single container, not a scalable service: "
+                "it needs more capacity from a person.",
+                confidence=conf,
+            )
+        replicas = len(target.containers) + 1
+        if replicas > case.max_replicas:
+            return Plan(
+                action="escalate",
+                why=f"{name} is already at MAX_REPLICAS={case.max_replicas}",
+                confidence=conf,
+            )
+        steps = [
+            _step(
+                "scale_service",
+                name,
+                "medium",
+                f"add a replica to share the load ({replicas - 1} -> {replicas})",
+                replicas=replicas,
+            )
+        ]
+    else:
+        reasons = {
+            "config_error": "its configuration must be fixed by a person; restarting cannot fix it",
+            "crash_loop": "it keeps crashing after restarts; another restart would not help",
+            "disk_full": "the disk must be cleaned or grown by a person",
+            "unknown": "the evidence does not show a cause the agent can fix",
+        }
+        return Plan(
+            action="escalate",
+            why=f"{diagnosis.root_cause} Escalating: {reasons[category]}.",
+            confidence=conf,
+        )
+    for step in steps:
+        ok, failed = case.history.get((category, step.operation), (0, 0))
+        if failed >= REMEDY_GIVE_UP_FAILURES and ok == 0:
+            return Plan(
+                action="escalate",
+                why=f"{step.operation} did not fix {category} on {name} the last {failed} times: "
+                "escalating instead of repeating it.",
+                confidence=conf,
+            )
+    return Plan(action="remediate", steps=steps, why=diagnosis.root_cause, confidence=conf)

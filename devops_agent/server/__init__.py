@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app, routes, auth and the run manager."""

@@ -1,0 +1,149 @@
+"""The graph state and the models inside it.
+
+The state holds plain JSON-able dicts (each the `model_dump(mode="json")` of a model here), so
+checkpoints are small, portable between savers and readable by LangGraph Studio. Nodes parse
+what they read with the models and dump what they write.
+"""
+
+from __future__ import annotations
+
+import operator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, Field
+
+Category = Literal[
+    "crash",
+    "crash_loop",
+    "hang",
+    "memory_exhaustion",
+    "cpu_saturation",
+    "disk_full",
+    "config_error",
+    "dependency_failure",
+    "overload",
+    "no_fault",
+    "unknown",
+]
+CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+
+Outcome = Literal["resolved", "escalated", "rejected", "no_action", "superseded"]
+ActionStatus = Literal["succeeded", "failed", "skipped", "refused", "dry_run"]
+Decision = Literal["approve", "reject", "expired"]
+
+
+def utcnow() -> str:
+    """Now, as an ISO 8601 UTC string."""
+    return datetime.now(UTC).isoformat()
+
+
+class Alert(BaseModel):
+    """One alert as the incident keeps it."""
+
+    alertname: str = ""
+    fingerprint: str = ""
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str = ""  # noqa: N815 (the Alertmanager name, kept as users see it)
+
+
+class Target(BaseModel):
+    """The service an incident is about, as the backend resolved it."""
+
+    name: str
+    kind: Literal["container", "compose_service"]
+    containers: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def scalable(self) -> bool:
+        return self.kind == "compose_service"
+
+    @property
+    def depends_on(self) -> list[str]:
+        raw = self.labels.get("devops-agent.depends-on", "")
+        return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+class Evidence(BaseModel):
+    """One observation: which operation (or source) produced it, a summary, and its data."""
+
+    source: str
+    target: str = ""
+    summary: str
+    ok: bool = True
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnosis(BaseModel):
+    category: Category
+    root_cause: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[str] = Field(default_factory=list, description="summaries it rests on")
+    reasoner: str = "rules"
+
+
+class PlanStep(BaseModel):
+    operation: str
+    target: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    risk: Literal["low", "medium", "high"] = "low"
+    rationale: str = ""
+
+
+class Plan(BaseModel):
+    """What to do. `action` tells the graph where to go; `steps` only matter for `remediate`."""
+
+    action: Literal["remediate", "no_action", "escalate"]
+    steps: list[PlanStep] = Field(default_factory=list)
+    requires_approval: bool = False
+    why: str = ""
+    confidence: float = Field(1.0, ge=0.0, le=1.0)
+    reasoner: str = "rules"
+
+
+class Approval(BaseModel):
+    decision: Decision
+    approver: str = ""
+    comment: str = ""
+    at: str = Field(default_factory=utcnow)
+    policy: str = ""
+
+
+class ActionRecord(BaseModel):
+    attempt: int
+    step: int
+    operation: str
+    target: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: ActionStatus
+    started_at: str | None = None
+    finished_at: str | None = None
+    output: str = ""
+
+
+class Validation(BaseModel):
+    healthy: bool
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class IncidentState(TypedDict, total=False):
+    """The state of one run. Only `alerts` is required as input."""
+
+    run_id: str
+    alerts: list[dict[str, Any]]
+    service: str | None
+    target: dict[str, Any] | None
+    triage: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    diagnosis: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    approval: dict[str, Any] | None
+    actions: Annotated[list[dict[str, Any]], operator.add]
+    validation: dict[str, Any] | None
+    attempts: int
+    outcome: Outcome | None
+    escalation: str | None
+    notes: Annotated[list[str], operator.add]

@@ -1,0 +1,1 @@
+"""Operations over infrastructure: the registry and its backends."""

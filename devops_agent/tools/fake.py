@@ -1,0 +1,142 @@
+"""An in-process simulated backend (INFRA_BACKEND=fake): for benchmarks, demos and node tests.
+
+It keeps a few simulated services whose state the operations change as Docker would, so the
+whole graph can run without an engine. It is not used by the Docker integration tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from devops_agent.state import Target
+from devops_agent.tools.logs import error_lines
+from devops_agent.tools.registry import OperationResult
+
+
+@dataclass
+class FakeService:
+    name: str
+    status: str = "running"  # running | exited | paused
+    exit_code: int = 0
+    oom_killed: bool = False
+    restart_count: int = 0
+    ran_for_s: float = 3600.0
+    replicas: int = 1
+    compose: bool = False
+    probe_status: int | None = 200
+    probe_latency_ms: float = 5.0
+    logs: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu_of_limit_percent: float = 5.0
+    memory_percent: float = 10.0
+    restarts: int = 0  # how many times an operation restarted it
+
+    def facts(self) -> dict[str, Any]:
+        running = self.status == "running"
+        return {
+            "name": self.name,
+            "status": self.status,
+            "running": running,
+            "paused": self.status == "paused",
+            "restarting": False,
+            "oom_killed": self.oom_killed,
+            "exit_code": self.exit_code,
+            "health": "none",
+            "restart_count": self.restart_count,
+            "ran_for_s": None if running else self.ran_for_s,
+            "memory_limit": 64 * 2**20,
+        }
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, services: list[FakeService] | None = None):
+        self.services = {s.name: s for s in services or []}
+
+    async def ping(self) -> OperationResult:
+        return OperationResult(operation="ping", target="", ok=True, message="fake backend")
+
+    async def resolve(self, candidates: list[str]) -> Target | None:
+        for name in candidates:
+            svc = self.services.get(name)
+            if svc:
+                kind = "compose_service" if svc.compose else "container"
+                names = [f"{name}-{i + 1}" for i in range(svc.replicas)] if svc.compose else [name]
+                return Target(name=name, kind=kind, containers=names, labels=svc.labels)
+        return None
+
+    async def run(self, operation: str, params: BaseModel) -> OperationResult:
+        target = str(getattr(params, "target", ""))
+        svc = self.services.get(target)
+        if svc is None:
+            return OperationResult.failure(
+                operation, target, "not_found", f"no service named {target!r}"
+            )
+        ok = OperationResult
+        if operation == "health_check":
+            running = svc.status == "running"
+            probe_ok = running and svc.probe_status is not None and 200 <= svc.probe_status < 300
+            probe = {
+                "url": f"http://fake/{target}",
+                "status": svc.probe_status if running else None,
+                "ok": probe_ok,
+                "latency_ms": svc.probe_latency_ms,
+                "error": None
+                if running and svc.probe_status
+                else ("timeout" if running else "connection"),
+                "summary": f"HTTP {svc.probe_status}" if running else "connection refused",
+            }
+            return ok(
+                operation=operation,
+                target=target,
+                ok=True,
+                message=svc.status,
+                data={"containers": [svc.facts()], "healthy": probe_ok, "probe": probe},
+            )
+        if operation == "get_logs":
+            lines = svc.logs[-getattr(params, "lines", 200) :]
+            return ok(
+                operation=operation,
+                target=target,
+                ok=True,
+                message=f"{len(lines)} lines",
+                data={"lines": len(lines), "error_lines": error_lines(lines), "tail": lines[-20:]},
+            )
+        if operation == "check_resources":
+            usage = {
+                "name": target,
+                "running": svc.status == "running",
+                "cpu_limit_cpus": 1.0,
+                "cpu_of_limit_percent": svc.cpu_of_limit_percent,
+                "throttled_ratio": 0.0,
+                "memory_limit": 64 * 2**20,
+                "memory_percent": svc.memory_percent,
+            }
+            return ok(
+                operation=operation,
+                target=target,
+                ok=True,
+                message="ok",
+                data={"containers": [usage]},
+            )
+        if operation == "restart_service":
+            svc.status, svc.oom_killed, svc.exit_code = "running", False, 0
+            svc.probe_status, svc.restarts = 200, svc.restarts + 1
+            svc.logs.append("started")
+            return ok(operation=operation, target=target, ok=True, message=f"restarted {target}")
+        if operation == "scale_service":
+            before, svc.replicas = svc.replicas, int(getattr(params, "replicas", 1))
+            return ok(
+                operation=operation,
+                target=target,
+                ok=True,
+                message=f"{before} -> {svc.replicas}",
+                data={"before": before, "after": svc.replicas},
+            )
+        return OperationResult.failure(
+            operation, target, "refused", f"{operation} is not simulated"
+        )
