@@ -33,6 +33,7 @@ class FakeService:
     cpu_of_limit_percent: float = 5.0
     memory_percent: float = 10.0
     restarts: int = 0  # how many times an operation restarted it
+    sticky: bool = False  # a restart does not fix it (it exits again at once)
 
     def facts(self) -> dict[str, Any]:
         running = self.status == "running"
@@ -124,8 +125,16 @@ class FakeBackend:
                 data={"containers": [usage]},
             )
         if operation == "restart_service":
-            svc.status, svc.oom_killed, svc.exit_code = "running", False, 0
-            svc.probe_status, svc.restarts = 200, svc.restarts + 1
+            svc.restarts += 1
+            if svc.sticky:
+                svc.restart_count += 1
+            else:
+                svc.status, svc.oom_killed, svc.exit_code, svc.probe_status = (
+                    "running",
+                    False,
+                    0,
+                    200,
+                )
             svc.logs.append("started")
             return ok(operation=operation, target=target, ok=True, message=f"restarted {target}")
         if operation == "scale_service":

@@ -1,0 +1,124 @@
+"""The whole graph on the in-process fake backend: routing, approval, the re-diagnose loop, learning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devops_agent.config import load_settings
+from devops_agent.context import AgentContext
+from devops_agent.runner import Agent, open_agent
+from devops_agent.state import Alert
+from devops_agent.tools.fake import FakeBackend, FakeService
+
+AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium"}
+
+
+def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
+    s = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db", validate_timeout=0.2, **settings
+    )
+    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
+    ctx.validate_interval = 0.05
+    return ctx
+
+
+def _alert(service: str, status: str = "firing") -> Alert:
+    return Alert(
+        alertname="ServiceDown", fingerprint="f1", status=status, labels={"service": service}
+    )  # type: ignore[arg-type]
+
+
+async def _run(
+    agent: Agent, run_id: str, alerts: list[Alert] | None = None, resume: Any = None
+) -> list[str]:
+    return [node async for node, _ in agent.stream(run_id, alerts, resume)]
+
+
+async def test_crash_is_restarted_and_resolved(tmp_path) -> None:
+    web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
+    async with open_agent(_ctx(tmp_path, web, **AUTONOMOUS)) as agent:
+        nodes = await _run(agent, "r1", [_alert("web")])
+        state = await agent.state("r1")
+    assert nodes == ["triage", "root_cause", "plan", "approve", "execute", "validate", "learn"]
+    assert state["diagnosis"]["category"] == "crash" and state["outcome"] == "resolved"
+    assert [a["status"] for a in state["actions"]] == ["succeeded"] and web.restarts == 1
+
+
+async def test_safety_mode_waits_then_reject_leaves_it_alone(tmp_path) -> None:
+    web = FakeService("web", status="exited", exit_code=2)
+    async with open_agent(_ctx(tmp_path, web)) as agent:
+        nodes = await _run(agent, "r1", [_alert("web")])
+        request = await agent.pending_approval("r1")
+        assert nodes[-1] == "__interrupt__" and request is not None
+        assert request["plan"]["steps"][0]["operation"] == "restart_service"
+        assert "SAFETY_MODE" in request["why"]
+        nodes = await _run(
+            agent, "r1", resume={"decision": "reject", "approver": "ana", "comment": "not now"}
+        )
+        state = await agent.state("r1")
+    assert nodes == ["approve", "escalate", "learn"]
+    assert state["outcome"] == "rejected" and state["approval"]["approver"] == "ana"
+    assert web.restarts == 0 and state.get("actions", []) == []
+
+
+async def test_approve_then_resume_runs_once(tmp_path) -> None:
+    web = FakeService("web", status="exited", exit_code=2)
+    async with open_agent(_ctx(tmp_path, web)) as agent:
+        await _run(agent, "r1", [_alert("web")])
+        await _run(agent, "r1", resume={"decision": "approve", "approver": "ana"})
+        assert await agent.pending_approval("r1") is None
+        await _run(agent, "r1", resume={"decision": "approve", "approver": "bob"})  # nothing waits
+        state = await agent.state("r1")
+    assert state["outcome"] == "resolved" and web.restarts == 1
+
+
+async def test_unfixable_crash_is_rediagnosed_as_crash_loop_and_escalated(tmp_path) -> None:
+    web = FakeService("web", status="exited", exit_code=1, sticky=True)
+    async with open_agent(_ctx(tmp_path, web, **AUTONOMOUS)) as agent:
+        nodes = await _run(agent, "r1", [_alert("web")])
+        state = await agent.state("r1")
+    assert nodes.count("root_cause") == 2 and nodes[-2:] == ["escalate", "learn"]
+    assert state["diagnosis"]["category"] == "crash_loop" and state["outcome"] == "escalated"
+    assert web.restarts == 1 and state["attempts"] == 1
+
+
+async def test_max_attempts_bounds_the_loop(tmp_path) -> None:
+    # A hang that a restart does not fix: each attempt restarts, MAX_ATTEMPTS=2 stops it.
+    web = FakeService("web", status="paused", sticky=True)
+    async with open_agent(_ctx(tmp_path, web, **AUTONOMOUS)) as agent:
+        nodes = await _run(agent, "r1", [_alert("web")])
+        state = await agent.state("r1")
+    assert nodes.count("execute") == 2 and web.restarts == 2
+    assert state["outcome"] == "escalated" and "MAX_ATTEMPTS=2" in state["escalation"]
+
+
+async def test_no_fault_unknown_target_and_resolved_alerts(tmp_path) -> None:
+    async with open_agent(_ctx(tmp_path, FakeService("web"), **AUTONOMOUS)) as agent:
+        assert await _run(agent, "ok", [_alert("web")]) == ["triage", "root_cause", "plan", "learn"]
+        assert (await agent.state("ok"))["outcome"] == "no_action"
+        assert await _run(agent, "unknown", [_alert("ghost")]) == ["triage", "escalate", "learn"]
+        assert "unknown target" in (await agent.state("unknown"))["escalation"]
+        assert await _run(agent, "gone", [_alert("web", "resolved")]) == ["triage", "learn"]
+        assert (await agent.state("gone"))["outcome"] == "superseded"
+
+
+async def test_learned_failures_turn_into_escalation(tmp_path) -> None:
+    ctx = _ctx(tmp_path, FakeService("web", status="exited", exit_code=2), **AUTONOMOUS)
+    failed = [{"operation": "restart_service", "status": "succeeded"}]
+    for run in ("old1", "old2"):
+        await ctx.store.record_incident(
+            run_id=run,
+            service="web",
+            category="crash",
+            root_cause="",
+            confidence=1,
+            outcome="escalated",
+            evidence=[],
+            actions=failed,
+            attempts=1,
+        )
+    async with open_agent(ctx) as agent:
+        nodes = await _run(agent, "r1", [_alert("web")])
+        state = await agent.state("r1")
+    assert "execute" not in nodes and state["outcome"] == "escalated"
+    assert "did not fix crash" in state["plan"]["why"]

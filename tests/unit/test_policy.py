@@ -1,0 +1,34 @@
+"""The policy verdicts for SAFETY_MODE, AUTO_APPROVE_MAX_RISK and CONFIDENCE_THRESHOLD."""
+
+from __future__ import annotations
+
+from devops_agent.config import load_settings
+from devops_agent.policy import decide
+from devops_agent.state import Plan, PlanStep
+
+
+def _plan(op: str, confidence: float = 0.9) -> Plan:
+    return Plan(
+        action="remediate", steps=[PlanStep(operation=op, target="web")], confidence=confidence
+    )
+
+
+def test_safety_mode_asks_for_every_mutating_step() -> None:
+    s = load_settings(safety_mode=True, auto_approve_max_risk="high")
+    assert decide(_plan("restart_service"), s).decision == "approval"
+    assert decide(_plan("health_check"), s).decision == "auto"
+
+
+def test_risk_and_confidence_gate_autonomy() -> None:
+    s = load_settings(safety_mode=False)  # AUTO_APPROVE_MAX_RISK=low by default
+    assert decide(_plan("restart_service"), s).decision == "approval"
+    s = load_settings(safety_mode=False, auto_approve_max_risk="medium")
+    assert decide(_plan("restart_service"), s).decision == "auto"
+    low = decide(_plan("restart_service", confidence=0.5), s)
+    assert low.decision == "approval" and "CONFIDENCE_THRESHOLD" in low.why
+
+
+def test_execute_command_always_needs_a_person_and_unknown_ops_are_refused() -> None:
+    s = load_settings(safety_mode=False, auto_approve_max_risk="high")
+    assert decide(_plan("execute_command"), s).decision == "approval"
+    assert decide(_plan("drop_database"), s).decision == "refuse"
