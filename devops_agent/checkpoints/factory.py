@@ -35,6 +35,7 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         async with aiosqlite.connect(path, timeout=30) as conn:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=30000")
+            await conn.execute("PRAGMA synchronous=NORMAL")
             saver = AsyncSqliteSaver(conn)
             await saver.setup()
             yield saver
