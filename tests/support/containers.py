@@ -24,6 +24,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -198,10 +199,12 @@ def ensure_test_image(client: docker.DockerClient) -> str:
     baked scripts changed. Returns the image tag.
     """
     want = _image_hash()
+    stale_id: str | None = None
     try:
         img = client.images.get(IMAGE)
         if (img.labels or {}).get(LABEL_IMAGE_HASH) == want:
             return IMAGE
+        stale_id = img.id
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="devops-agent-rootfs-") as tmp:
@@ -228,6 +231,10 @@ def ensure_test_image(client: docker.DockerClient) -> str:
             ],
         )
     client.images.get(IMAGE)  # raises if the import did not work
+    if stale_id:
+        # drop the now-untagged old build unless a container still uses it
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(stale_id)
     return IMAGE
 
 
