@@ -7,6 +7,7 @@ brings its own persistence). Its context is built from the settings on first use
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,14 +38,17 @@ NODES: dict[str, Node] = {
 
 
 class LazyContext:
-    """Builds the AgentContext from the settings the first time a node needs it."""
+    """Builds the AgentContext from the settings the first time a node needs it.
+
+    Reading the settings touches files (.env), so it happens in a worker thread.
+    """
 
     def __init__(self) -> None:
         self._ctx: AgentContext | None = None
 
-    def get(self) -> AgentContext:
+    async def get(self) -> AgentContext:
         if self._ctx is None:
-            self._ctx = AgentContext.from_settings()
+            self._ctx = await asyncio.to_thread(AgentContext.from_settings)
         return self._ctx
 
 
@@ -52,7 +56,7 @@ def _bind(
     fn: Node, source: AgentContext | LazyContext
 ) -> Callable[[IncidentState], Awaitable[dict[str, Any]]]:
     async def node(state: IncidentState) -> dict[str, Any]:
-        ctx = source.get() if isinstance(source, LazyContext) else source
+        ctx = await source.get() if isinstance(source, LazyContext) else source
         return await fn(state, ctx)
 
     node.__name__ = fn.__name__

@@ -146,4 +146,4 @@ class IncidentState(TypedDict, total=False):
     attempts: int
     outcome: Outcome | None
     escalation: str | None
-    notes: Annotated[list[str], operator.add]
+    reasoning: Annotated[list[dict[str, Any]], operator.add]  # one record per reasoner call

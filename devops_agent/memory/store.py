@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,24 @@ from devops_agent.state import utcnow
 class Store:
     """One object for the agent's own records, on the same DATABASE_URL as the checkpoints."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, directory: Path | None = None):
         self.engine = engine
+        self.directory = directory
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._ready = False
 
     @classmethod
     def from_url(cls, database_url: str) -> Store:
+        directory = None
         if database_url.startswith("sqlite") and ":///" in database_url:
-            Path(database_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        return cls(make_engine(database_url))
+            directory = Path(database_url.split(":///", 1)[1]).parent
+        return cls(make_engine(database_url), directory)
 
     async def setup(self) -> None:
         """Create the tables once (idempotent)."""
         if not self._ready:
+            if self.directory is not None:
+                await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
             await create_schema(self.engine)
             self._ready = True
 

@@ -24,7 +24,7 @@ async def plan(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         update["outcome"] = "no_action"
     else:
         update["escalation"] = made.why
-    return {**update, "plan": made.model_dump(mode="json")}
+    return {**update, "plan": made.model_dump(mode="json"), "reasoning": case.calls}
 
 
 def route_after_plan(state: IncidentState) -> str:

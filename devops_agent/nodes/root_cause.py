@@ -83,4 +83,8 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
     case = investigation({**state, "evidence": evidence}, ctx.settings.max_replicas)
     diagnosis = await ctx.reasoner.diagnose(case)
-    return {"evidence": evidence, "diagnosis": diagnosis.model_dump(mode="json")}
+    return {
+        "evidence": evidence,
+        "diagnosis": diagnosis.model_dump(mode="json"),
+        "reasoning": case.calls,
+    }

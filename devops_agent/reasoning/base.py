@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from devops_agent.state import ActionRecord, Alert, Diagnosis, Evidence, Plan, Target
 
@@ -20,6 +20,9 @@ class Investigation:
     max_replicas: int = 10
     # (category, operation) -> (successes, failures) for this service, from `learn`.
     history: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # Reasoners append one record per call (which reasoner, step, latency, tokens, fallback, error);
+    # the nodes put them on the run as `reasoning`.
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def find(self, source: str, target: str | None = None) -> Evidence | None:
         """The latest evidence from `source` about `target` (default: the incident's target)."""

@@ -66,9 +66,11 @@ class RulesReasoner:
     name = "rules"
 
     async def diagnose(self, case: Investigation) -> Diagnosis:
+        case.calls.append({"reasoner": self.name, "step": "diagnose"})
         return diagnose(case)
 
     async def plan(self, case: Investigation, diagnosis: Diagnosis) -> Plan:
+        case.calls.append({"reasoner": self.name, "step": "plan"})
         return plan(case, diagnosis)
 
 

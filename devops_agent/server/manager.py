@@ -1,0 +1,291 @@
+"""The run manager: graph runs as background tasks, bounded, one writer per run, recoverable.
+
+Tasks belong to the manager, not to a request, so no client can cancel a run. A semaphore bounds
+how many runs execute at once (a run waiting for approval holds no slot); a lock per run makes
+sure only one task writes a LangGraph thread at a time (two writers would fork its history).
+Every decision (approve, reject, expired, superseded) first wins a conditional UPDATE on the
+runs table, so exactly one decision is handed to the graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from devops_agent.memory.runs import (
+    AWAITING,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    RunRecord,
+    RunRepo,
+    now_iso,
+)
+from devops_agent.runner import Agent
+from devops_agent.server.events import EventHub
+from devops_agent.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ACTED = ("succeeded", "failed")
+SUPERSEDED = {
+    "decision": "superseded",
+    "approver": "alertmanager",
+    "comment": "every alert of the run was resolved before the agent acted",
+}
+
+
+class RunManager:
+    """Starts, resumes and recovers runs; keeps the runs table in step with the graph."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        repo: RunRepo,
+        hub: EventHub,
+        metrics: Metrics,
+        *,
+        max_concurrent: int,
+        resume_url: Callable[[str], str],
+    ):
+        self.agent = agent
+        self.repo = repo
+        self.hub = hub
+        self.metrics = metrics
+        self.max_concurrent = max_concurrent
+        self.resume_url = resume_url
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.executing: set[str] = set()
+
+    # -- what the routes call ---------------------------------------------------------------
+
+    def start(self, run_id: str) -> None:
+        """Run a queued run in the background."""
+        self._spawn(run_id, "start")
+
+    async def decide(self, run_id: str, decision: dict[str, Any]) -> bool:
+        """Hand a decision to a waiting run; False when the run was not waiting (someone won)."""
+        if not await self.repo.claim_decision(run_id, decision):
+            return False
+        self.metrics.decisions.labels(decision=str(decision.get("decision"))).inc()
+        self._spawn(run_id, "decision")
+        return True
+
+    async def supersede_if_resolved(self, run_id: str) -> bool:
+        """Close a waiting run as superseded when all its alerts resolved before it acted."""
+        row = await self.repo.get(run_id)
+        if row is None or row.status != AWAITING or not await self.repo.all_resolved(run_id):
+            return False
+        if await self._acted(run_id):
+            return False
+        return await self.decide(run_id, dict(SUPERSEDED))
+
+    async def recover(self) -> int:
+        """Continue the runs that were queued or running when the process stopped."""
+        rows = await self.repo.with_status(QUEUED, RUNNING)
+        for row in rows:
+            log.info("recovering run %s (%s, %s)", row.run_id, row.service, row.status)
+            self._spawn(row.run_id, "recover")
+        return len(rows)
+
+    async def expire_overdue(self, timeout: float) -> int:
+        """Resume every run that has waited longer than `timeout` seconds with `expired`."""
+        expired = 0
+        cutoff = _seconds_ago(timeout)
+        for row in await self.repo.with_status(AWAITING):
+            if row.awaiting_since and row.awaiting_since < cutoff:
+                answer = {
+                    "decision": "expired",
+                    "approver": "timeout",
+                    "comment": f"no decision within APPROVAL_TIMEOUT={timeout:g}s",
+                }
+                expired += await self.decide(row.run_id, answer)
+        return expired
+
+    @property
+    def pending_tasks(self) -> int:
+        return len(self._tasks)
+
+    async def shutdown(self) -> None:
+        """Cancel the tasks; their runs stay `running` and are recovered at the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no task is left (tests and benchmarks)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the tasks --------------------------------------------------------------------------
+
+    def _spawn(self, run_id: str, kind: str) -> None:
+        task = asyncio.create_task(self._drive(run_id, kind), name=f"run:{run_id}:{kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, run_id: str, kind: str) -> None:
+        async with self._slots, self._lock(run_id):
+            self.executing.add(run_id)
+            try:
+                row = await self.repo.get(run_id)
+                if row is None:
+                    return
+                step = await self._first_step(row, kind)
+                if step is None:
+                    return
+                await step()
+                await self._settle(run_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("run %s failed", run_id)
+                message = f"{type(exc).__name__}: {exc}"[:2000]
+                await self.repo.mark(run_id, FAILED, error=message, clear_decision=True)
+                self.metrics.runs_finished.labels(outcome="failed").inc()
+                self.hub.publish(run_id, "end", {"status": FAILED, "error": message})
+            finally:
+                self.executing.discard(run_id)
+
+    async def _first_step(self, row: RunRecord, kind: str) -> Callable[[], Awaitable[None]] | None:
+        """What to feed the graph first, given the row's status and its last checkpoint."""
+        run_id = row.run_id
+        if row.status == QUEUED:
+            if not await self.repo.mark(run_id, RUNNING, only_from=[QUEUED]):
+                return None
+            self.metrics.runs_started.inc()
+            if await self._has_checkpoint(run_id):
+                return lambda: self._stream(run_id)
+            alerts = await self.repo.current_alerts(run_id)
+            return lambda: self._stream(run_id, alerts=alerts)
+        if row.status != RUNNING:
+            return None  # finished, or waiting again (a decision task that lost a race)
+        decision = row.pending_decision
+        if decision and await self.agent.pending_approval(run_id) is not None:
+            if decision.get("decision") == SUPERSEDED["decision"]:
+                return lambda: self._supersede(run_id)
+            return lambda: self._stream(run_id, resume=decision)
+        if kind == "recover" and not await self._has_checkpoint(run_id):
+            alerts = await self.repo.current_alerts(run_id)
+            return lambda: self._stream(run_id, alerts=alerts)
+        return lambda: self._stream(run_id)  # continue from the last checkpoint
+
+    async def _stream(
+        self,
+        run_id: str,
+        alerts: list[Any] | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
+        async for node, update in self.agent.stream(run_id, alerts=alerts, resume=resume):
+            if node == "__interrupt__":
+                values = [getattr(i, "value", i) for i in update or ()]
+                self.hub.publish(run_id, "interrupt", {"node": node, "requests": values})
+                continue
+            self.metrics.node_updates.labels(node=node).inc()
+            self.hub.publish(run_id, "update", {"node": node, "update": update})
+
+    async def _supersede(self, run_id: str) -> None:
+        """End a waiting run as superseded: as if escalate had run, then learn records it."""
+        config = self.agent.config(run_id)
+        values = {"outcome": "superseded", "notes": [SUPERSEDED["comment"]]}
+        await self.agent.graph.aupdate_state(config, values, as_node="escalate")
+        self.hub.publish(run_id, "update", {"node": "supersede", "update": values})
+        await self._stream(run_id)
+
+    async def _settle(self, run_id: str) -> None:
+        """After the graph stopped: record it as waiting (and notify) or as completed."""
+        while True:
+            request = await self.agent.pending_approval(run_id)
+            if request is None:
+                state = await self.agent.state(run_id)
+                outcome = state.get("outcome") or "escalated"
+                await self.repo.mark(run_id, COMPLETED, outcome=outcome, clear_decision=True)
+                self.metrics.runs_finished.labels(outcome=outcome).inc()
+                self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
+                return
+            await self.repo.mark(
+                run_id, AWAITING, only_from=[RUNNING], awaiting_since=now_iso(), clear_decision=True
+            )
+            self.hub.publish(run_id, "status", {"status": AWAITING})
+            # A resolution may have come in while the run was busy: close it now if so.
+            if (
+                not await self._acted(run_id)
+                and await self.repo.all_resolved(run_id)
+                and await self.repo.claim_decision(run_id, dict(SUPERSEDED))
+            ):
+                self.metrics.decisions.labels(decision="superseded").inc()
+                await self._supersede(run_id)
+                continue
+            self._notify(run_id, request)
+            return
+
+    def _notify(self, run_id: str, request: dict[str, Any]) -> None:
+        plan = request.get("plan") or {}
+        steps = "; ".join(
+            f"{s.get('operation')} {s.get('target')} ({s.get('risk')} risk)"
+            for s in plan.get("steps") or []
+        )
+        diagnosis = request.get("diagnosis") or {}
+        service = request.get("service") or "unknown service"
+        url = self.resume_url(run_id)
+        self.agent.ctx.notifier.send(
+            f"[devops-agent] {service}: approval needed for {steps or 'the plan'}. "
+            f"Diagnosis: {diagnosis.get('category')}: {diagnosis.get('root_cause')}. "
+            f"Why: {request.get('why')}. Decide: POST {url}",
+            run_id=run_id,
+            service=request.get("service"),
+            kind="approval_request",
+            category=diagnosis.get("category"),
+            deadline=request.get("deadline"),
+            resume_url=url,
+        )
+
+    async def _acted(self, run_id: str) -> bool:
+        state = await self.agent.state(run_id)
+        return any(a.get("status") in ACTED for a in state.get("actions") or [])
+
+    async def _has_checkpoint(self, run_id: str) -> bool:
+        snapshot = await self.agent.graph.aget_state(self.agent.config(run_id))
+        return bool(snapshot.values)
+
+    def _lock(self, run_id: str) -> _RunLock:
+        return _RunLock(self._locks, run_id)
+
+
+class _RunLock:
+    """A per-run asyncio lock, forgotten when nobody holds or waits for it."""
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], run_id: str):
+        self.locks = locks
+        self.run_id = run_id
+
+    async def __aenter__(self) -> None:
+        lock, users = self.locks.get(self.run_id, (asyncio.Lock(), 0))
+        self.locks[self.run_id] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._forget()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.locks[self.run_id][0].release()
+        self._forget()
+
+    def _forget(self) -> None:
+        lock, users = self.locks[self.run_id]
+        if users <= 1:
+            self.locks.pop(self.run_id, None)
+        else:
+            self.locks[self.run_id] = (lock, users - 1)
+
+
+def _seconds_ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="microseconds")
