@@ -35,6 +35,9 @@ EXAMPLES: dict[str, str] = {
     "notify_webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX",
     "max_replicas": "10",
     "validate_timeout": "30",
+    "llm_structured_output": "function_calling",
+    "llm_max_tool_calls": "8",
+    "max_concurrent_runs": "8",
     "execute_command_allowlist": "nginx -s reload;redis-cli ping",
 }
 
@@ -65,6 +68,11 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(2000, ge=1)
     llm_timeout: float = Field(60, gt=0)
     fallback_enabled: bool = True
+    llm_structured_output: Literal["function_calling", "json_schema"] = "function_calling"
+    llm_max_tool_calls: int = Field(8, ge=0, le=40)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_breaker_failures: int = Field(5, ge=1)
+    llm_breaker_window: float = Field(60, gt=0)
 
     safety_mode: bool = True
     confidence_threshold: float = Field(0.8, ge=0.0, le=1.0)
@@ -79,6 +87,7 @@ class Settings(BaseSettings):
     market_predictor_url: str | None = None
     notify_webhook_url: str | None = None
 
+    max_concurrent_runs: int = Field(8, ge=1, le=1000)
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
     execute_command_allowlist: str = ""
