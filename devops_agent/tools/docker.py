@@ -130,12 +130,29 @@ class DockerBackend:
         except NotFound as exc:
             return OperationResult.failure(operation, target, "not_found", _explain(exc))
         except (RequestsConnectionError, ReadTimeout) as exc:
-            return OperationResult.failure(
-                operation, target, "unreachable", f"Docker engine unreachable: {type(exc).__name__}"
-            )
+            return OperationResult.failure(operation, target, "unreachable", self._unreachable(exc))
         except DockerException as exc:
-            kind: ErrorKind = "unreachable" if "connection" in str(exc).lower() else "failed"
-            return OperationResult.failure(operation, target, kind, _explain(exc))
+            if (
+                "connection" in str(exc).lower()
+                or "fetching server api version" in str(exc).lower()
+            ):
+                return OperationResult.failure(
+                    operation, target, "unreachable", self._unreachable(exc)
+                )
+            return OperationResult.failure(operation, target, "failed", _explain(exc))
+
+    def _unreachable(self, exc: Exception) -> str:
+        text = str(exc).lower()
+        reason = next(
+            (
+                r
+                for r in ("connection refused", "no such file", "permission denied", "timed out")
+                if r in text
+            ),
+            type(exc).__name__,
+        )
+        where = self.docker_host or "the local socket (DOCKER_HOST unset)"
+        return f"Docker engine unreachable at {where}: {reason}"
 
     def _containers(self, target: str) -> list[Container]:
         """The containers of a service: a container by name, else a Compose service's replicas."""
