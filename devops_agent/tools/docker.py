@@ -24,7 +24,6 @@ from requests.exceptions import ReadTimeout
 from devops_agent.state import Target
 from devops_agent.tools.logs import error_lines, split_lines
 from devops_agent.tools.registry import (
-    ErrorKind,
     ExecuteCommandParams,
     GetLogsParams,
     OperationResult,
