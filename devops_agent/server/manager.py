@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devops_agent.memory.runs import (
@@ -85,6 +85,18 @@ class RunManager:
         if await self._acted(run_id):
             return False
         return await self.decide(run_id, dict(SUPERSEDED))
+
+    def check_resolved(self, run_id: str) -> None:
+        """In the background: supersede the run if a resolution closed all of its alerts."""
+        task = asyncio.create_task(self._check_resolved(run_id), name=f"resolved:{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_resolved(self, run_id: str) -> None:
+        try:
+            await self.supersede_if_resolved(run_id)
+        except Exception:
+            log.exception("could not check run %s for supersession", run_id)
 
     async def recover(self) -> int:
         """Continue the runs that were queued or running when the process stopped."""

@@ -1,0 +1,205 @@
+"""The monitoring loop: probe TARGET_SERVICES (and MARKET_PREDICTOR_URL) and turn what it sees
+into Alertmanager-shaped alerts, handed to the same intake as the webhook.
+
+A failed probe becomes a firing alert whose startsAt is the time the target started failing, and
+whose fingerprint is stable per target, so re-sending it every cycle is deduplicated exactly like
+Alertmanager's repeats. A recovery becomes the resolved alert of that same (fingerprint, startsAt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from devops_agent.alertmanager import WebhookAlert, WebhookPayload
+
+log = logging.getLogger(__name__)
+
+Intake = Callable[[WebhookPayload], Awaitable[Any]]
+ProbeHook = Callable[[str, bool], None]
+ALERTNAME = "HealthProbeFailed"
+FIRING_ENDS_AT = "0001-01-01T00:00:00Z"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class TargetStatus:
+    name: str
+    url: str
+    healthy: bool | None = None
+    last_checked: str | None = None
+    failing_since: str | None = None
+    last_error: str | None = None
+    status_code: int | None = None
+    latency_ms: float | None = None
+
+
+@dataclass
+class ProbeResult:
+    ok: bool
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
+async def probe(client: httpx.AsyncClient, url: str) -> ProbeResult:
+    """GET `url`; healthy on a 2xx."""
+    started = time.monotonic()
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError as exc:
+        elapsed = (time.monotonic() - started) * 1000
+        return ProbeResult(False, None, elapsed, f"{type(exc).__name__}: {exc}"[:300])
+    elapsed = (time.monotonic() - started) * 1000
+    ok = 200 <= response.status_code < 300
+    return ProbeResult(
+        ok, response.status_code, elapsed, None if ok else f"HTTP {response.status_code}"
+    )
+
+
+def fingerprint(name: str) -> str:
+    return hashlib.sha256(f"devops-agent-monitoring:{name}".encode()).hexdigest()[:16]
+
+
+def alert_for(target: TargetStatus, status: str, ends_at: str = FIRING_ENDS_AT) -> WebhookAlert:
+    return WebhookAlert(
+        status=status,
+        labels={
+            "alertname": ALERTNAME,
+            "service": target.name,
+            "severity": "critical",
+            "source": "devops-agent-monitoring",
+        },
+        annotations={
+            "summary": f"{target.name} failed its health probe",
+            "description": f"GET {target.url}: {target.last_error or 'failed'}",
+        },
+        startsAt=target.failing_since or _now(),
+        endsAt=ends_at,
+        fingerprint=fingerprint(target.name),
+    )
+
+
+class Monitor:
+    """Probes the targets every `interval` seconds while started; one cycle on demand."""
+
+    def __init__(
+        self,
+        targets: dict[str, str],
+        interval: float,
+        intake: Intake,
+        *,
+        timeout: float = 5.0,
+        on_probe: ProbeHook | None = None,
+    ):
+        self.targets = {name: TargetStatus(name, url) for name, url in targets.items()}
+        self.interval = interval
+        self.intake = intake
+        self.timeout = timeout
+        self.on_probe = on_probe
+        self.cycles = 0
+        self.last_cycle_at: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cycle_lock = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> bool:
+        """Start the loop; False when it was already running."""
+        if self.running:
+            return False
+        self._task = asyncio.create_task(self._loop(), name="monitoring")
+        return True
+
+    async def stop(self) -> bool:
+        """Stop the loop; False when it was not running."""
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed cycle must not end the loop
+                log.exception("monitoring cycle failed")
+            await asyncio.sleep(self.interval)
+
+    async def cycle(self) -> dict[str, Any]:
+        """Probe every target once, send the alerts, and return what was seen and sent."""
+        async with self._cycle_lock:
+            async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
+                names = list(self.targets)
+                results = await asyncio.gather(*(probe(client, self.targets[n].url) for n in names))
+            alerts = [a for n, r in zip(names, results, strict=True) if (a := self._record(n, r))]
+            accepted: Any = None
+            if alerts:
+                payload = WebhookPayload(
+                    status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+                    receiver="devops-agent-monitoring",
+                    groupKey="devops-agent-monitoring",
+                    alerts=alerts,
+                )
+                accepted = await self.intake(payload)
+            self._forget_recovered()
+            self.cycles += 1
+            self.last_cycle_at = _now()
+            return {
+                "cycle": self.cycles,
+                "at": self.last_cycle_at,
+                "targets": [asdict(self.targets[n]) for n in names],
+                "alerts_sent": len(alerts),
+                "intake": accepted,
+            }
+
+    def _record(self, name: str, result: ProbeResult) -> WebhookAlert | None:
+        """Update a target's status; the alert to send for it, if any."""
+        target = self.targets[name]
+        target.last_checked = _now()
+        target.healthy = result.ok
+        target.status_code = result.status_code
+        target.latency_ms = round(result.latency_ms, 1)
+        if self.on_probe:
+            self.on_probe(name, result.ok)
+        if not result.ok:
+            target.last_error = result.error
+            target.failing_since = target.failing_since or target.last_checked
+            return alert_for(target, "firing")
+        if target.failing_since:
+            return alert_for(target, "resolved", ends_at=target.last_checked)
+        return None
+
+    def _forget_recovered(self) -> None:
+        for target in self.targets.values():
+            if target.healthy:
+                target.failing_since = None
+                target.last_error = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "interval": self.interval,
+            "cycles": self.cycles,
+            "last_cycle_at": self.last_cycle_at,
+            "targets": [asdict(t) for t in self.targets.values()],
+        }

@@ -1,0 +1,166 @@
+"""Runs and approvals: list, read, history, live events, and the human decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
+from devops_agent.server.deps import Services, services
+from devops_agent.server.events import sse
+from devops_agent.server.views import changed_keys, run_view
+
+router = APIRouter()
+Svc = Annotated[Services, Depends(services)]
+KEEPALIVE_SECONDS = 15.0
+FINISHED = (COMPLETED, FAILED)
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    decision: Literal["approve", "reject"]
+    approver: str = Field(min_length=1, max_length=200)
+    comment: str | None = Field(None, max_length=2000)
+
+
+async def _view(svc: Services, row: RunRecord) -> dict[str, Any]:
+    alerts = (await svc.repo.alerts_of([row.run_id]))[row.run_id]
+    return run_view(row, alerts, await svc.agent.state(row.run_id))
+
+
+async def _row(svc: Services, run_id: str) -> RunRecord:
+    row = await svc.repo.get(run_id)
+    if row is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    return row
+
+
+@router.get("/runs", summary="Runs, newest first")
+async def list_runs(
+    svc: Svc,
+    status: Annotated[str | None, Query(description=f"one of {', '.join(STATUSES)}")] = None,
+    service: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    if status is not None and status not in STATUSES:
+        raise HTTPException(422, f"status: must be one of {', '.join(STATUSES)}")
+    page = await svc.repo.page(
+        status=status, service=service, limit=limit, cursor=int(cursor) if cursor else None
+    )
+    alerts = await svc.repo.alerts_of(r.run_id for r in page.runs)
+    runs = [
+        run_view(row, alerts[row.run_id], await svc.agent.state(row.run_id)) for row in page.runs
+    ]
+    return {"runs": runs, "next": page.next_cursor}
+
+
+@router.get("/runs/{run_id}", summary="One run")
+async def get_run(run_id: str, svc: Svc) -> dict[str, Any]:
+    return await _view(svc, await _row(svc, run_id))
+
+
+@router.get("/runs/{run_id}/history", summary="The run's checkpoints, oldest first")
+async def run_history(run_id: str, svc: Svc) -> dict[str, Any]:
+    await _row(svc, run_id)
+    config = svc.agent.config(run_id)
+    snapshots = [s async for s in svc.agent.graph.aget_state_history(config)]
+    snapshots.reverse()
+    entries: list[dict[str, Any]] = []
+    before: dict[str, Any] = {}
+    previous_next: tuple[str, ...] = ()
+    for snap in snapshots:
+        meta = dict(snap.metadata or {})
+        source = meta.get("source")
+        node = {"input": "input", "update": "update"}.get(str(source), ",".join(previous_next))
+        entries.append(
+            {
+                "checkpoint_id": snap.config.get("configurable", {}).get("checkpoint_id"),
+                "step": meta.get("step"),
+                "source": source,
+                "node": node or None,
+                "time": snap.created_at,
+                "changed": changed_keys(before, dict(snap.values or {})),
+                "next": list(snap.next),
+            }
+        )
+        before = dict(snap.values or {})
+        previous_next = tuple(snap.next)
+    return {"run_id": run_id, "checkpoints": entries}
+
+
+@router.get("/runs/{run_id}/events", summary="Server-Sent Events of the run's node updates")
+async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
+    await _row(svc, run_id)
+
+    async def stream() -> AsyncIterator[str]:
+        async with svc.hub.subscribe(run_id) as queue:
+            row = await _row(svc, run_id)
+            yield sse("state", await _view(svc, row))
+            if row.status in FINISHED:
+                yield sse("end", {"status": row.status, "outcome": row.outcome})
+                return
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if event["event"] == "end":
+                    yield sse("state", await _view(svc, await _row(svc, run_id)))
+                    yield sse("end", event["data"])
+                    return
+                yield sse(event["event"], event["data"])
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/approvals", summary="Runs waiting for a human decision")
+async def approvals(svc: Svc) -> dict[str, Any]:
+    waiting = []
+    for row in await svc.repo.with_status("awaiting_approval"):
+        request = await svc.agent.pending_approval(row.run_id) or {}
+        waiting.append(
+            {
+                "run_id": row.run_id,
+                "incident_id": row.incident_id,
+                "service": row.service,
+                "waiting_since": row.awaiting_since,
+                "deadline": request.get("deadline"),
+                "why": request.get("why"),
+                "diagnosis": request.get("diagnosis"),
+                "plan": request.get("plan"),
+                "resume": f"/runs/{row.run_id}/resume",
+            }
+        )
+    return {"approvals": waiting}
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    status_code=202,
+    summary="Approve or reject a waiting run",
+    responses={404: {}, 409: {}, 422: {}},
+)
+async def resume_run(run_id: str, body: ResumeBody, svc: Svc) -> JSONResponse:
+    await _row(svc, run_id)
+    decision = {"decision": body.decision, "approver": body.approver, "comment": body.comment or ""}
+    if not await svc.manager.decide(run_id, decision):
+        row = await _row(svc, run_id)
+        return JSONResponse(
+            {"detail": f"run {run_id} is not waiting for approval (status {row.status})"},
+            status_code=409,
+        )
+    return JSONResponse(
+        {"run_id": run_id, "status": "running", "decision": body.decision}, status_code=202
+    )

@@ -1,0 +1,178 @@
+"""The FastAPI app factory and its lifespan: the agent, the run manager, the loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import devops_agent.memory.runs  # noqa: F401  (registers the run tables before create_schema)
+from devops_agent.config import Settings
+from devops_agent.context import AgentContext
+from devops_agent.memory.runs import RunRepo
+from devops_agent.monitoring import Monitor
+from devops_agent.runner import open_agent
+from devops_agent.server import api_ops, api_runs, api_webhook
+from devops_agent.server.auth import AuthMiddleware, load_api_token
+from devops_agent.server.deps import Services
+from devops_agent.server.events import EventHub
+from devops_agent.server.intake import Intake
+from devops_agent.server.limits import BodyLimitMiddleware
+from devops_agent.server.manager import RunManager
+from devops_agent.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_CONCURRENT_RUNS = 8
+
+
+def max_concurrent_runs(settings: Settings) -> int:
+    """MAX_CONCURRENT_RUNS once config.py has it; 8 until then."""
+    return max(1, int(getattr(settings, "max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS)))
+
+
+def public_url(settings: Settings) -> str:
+    """Where people reach this service (for links in notifications)."""
+    configured = getattr(settings, "public_url", None)
+    if configured:
+        return str(configured).rstrip("/")
+    host = settings.api_host if settings.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{settings.api_port}"
+
+
+def sweep_interval(timeout: float) -> float:
+    return min(30.0, max(0.5, timeout / 4))
+
+
+async def _sweep(manager: RunManager, timeout: float) -> None:
+    """Expire runs that waited for approval longer than APPROVAL_TIMEOUT."""
+    while True:
+        try:
+            expired = await manager.expire_overdue(timeout)
+            if expired:
+                log.info("%d run(s) expired waiting for approval", expired)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("approval sweeper failed")
+        await asyncio.sleep(sweep_interval(timeout))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    async with open_agent(AgentContext.from_settings(settings)) as agent:
+        repo = RunRepo(agent.ctx.store.engine)
+        hub = EventHub()
+        base = public_url(settings)
+        manager = RunManager(
+            agent,
+            repo,
+            hub,
+            metrics,
+            max_concurrent=max_concurrent_runs(settings),
+            resume_url=lambda run_id: f"{base}/runs/{run_id}/resume",
+        )
+        intake = Intake(repo, manager, metrics)
+        monitor = Monitor(
+            settings.targets,
+            settings.monitoring_interval,
+            intake.accept,
+            on_probe=lambda name, ok: metrics.monitor_probes.labels(
+                target=name, result="ok" if ok else "failed"
+            ).inc(),
+        )
+        app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
+        recovered = await manager.recover()
+        if recovered:
+            log.info("recovered %d run(s) from the last checkpoint", recovered)
+        sweeper = asyncio.create_task(_sweep(manager, settings.approval_timeout), name="sweeper")
+        if monitor.targets:
+            monitor.start()
+        log.info("serving on %s (reasoner %s)", base, agent.ctx.reasoner.name)
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await monitor.stop()
+            await manager.shutdown()
+            app.state.services = None
+
+
+class HttpMetricsMiddleware:
+    """Count requests and time them, by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route=route, method=scope["method"], code=str(code)).inc()
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": ".".join(str(p) for p in err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": "body", "msg": "invalid"}
+    return JSONResponse({"detail": f"{first['loc']}: {first['msg']}", "errors": errors}, 422)
+
+
+async def _storage_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("storage error: %s", type(exc).__name__)
+    return JSONResponse({"detail": "storage unavailable; retry later"}, 503)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for these settings. Reads (or generates) the API token; connects nothing yet."""
+    api_token = load_api_token(settings)
+    webhook_token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
+    app = FastAPI(
+        title="DevOps AI Agent",
+        version=settings.service_version,
+        description="Alertmanager webhooks in, remediated incidents out, with a human in the loop.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    app.state.services = None
+    app.include_router(api_ops.router)
+    app.include_router(api_webhook.router)
+    app.include_router(api_runs.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(SQLAlchemyError, _storage_error)
+    # Outermost first at runtime: metrics see every answer, auth runs before the body is read.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(AuthMiddleware, api_token=api_token, webhook_token=webhook_token)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    return app

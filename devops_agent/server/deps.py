@@ -1,0 +1,35 @@
+"""What the routes share: the objects built in the lifespan, reached through the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from devops_agent.config import Settings
+from devops_agent.memory.runs import RunRepo
+from devops_agent.monitoring import Monitor
+from devops_agent.runner import Agent
+from devops_agent.server.events import EventHub
+from devops_agent.server.intake import Intake
+from devops_agent.server.manager import RunManager
+from devops_agent.server.metrics import Metrics
+
+
+@dataclass
+class Services:
+    settings: Settings
+    agent: Agent
+    repo: RunRepo
+    manager: RunManager
+    intake: Intake
+    monitor: Monitor
+    hub: EventHub
+    metrics: Metrics
+
+
+def services(request: Request) -> Services:
+    found: Services | None = getattr(request.app.state, "services", None)
+    if found is None:
+        raise HTTPException(503, "the service is starting")
+    return found

@@ -1,0 +1,36 @@
+"""`devops-agent serve`: uvicorn on API_HOST:API_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from devops_agent.config import Settings
+from devops_agent.server.app import create_app
+
+log = logging.getLogger("devops_agent")
+
+
+def serve(settings: Settings) -> int:
+    """Run the service until SIGINT/SIGTERM; the exit code for the CLI."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings)
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    config = uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        log_config=None,  # keep the root logging configured above
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
