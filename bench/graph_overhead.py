@@ -58,7 +58,9 @@ def summary(samples: list[float]) -> tuple[float, float]:
 
 def checkpoint_bytes(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints").fetchone()
+        row = conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints"
+        ).fetchone()
         writes = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes").fetchone()
     return int(row[0]) + int(writes[0])
 
@@ -78,17 +80,22 @@ async def time_agent(db: Path, runs: int) -> list[float]:
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{db}", safety_mode=False, auto_approve_max_risk="medium"
     )
-    backend = FakeBackend([FakeService(f"web{i}", status="exited", exit_code=2) for i in range(runs)])
+    backend = FakeBackend(
+        [FakeService(f"web{i}", status="exited", exit_code=2) for i in range(runs)]
+    )
     ctx = AgentContext.from_settings(settings, backend=backend)
     await ctx.store.setup()
     samples = []
     async with open_checkpointer(settings.resolved_database_url) as saver:
         agent = Agent(ctx, saver)
         for i in range(runs):
-            alert = Alert(alertname="ServiceDown", fingerprint=str(i), labels={"service": f"web{i}"})
+            alert = Alert(
+                alertname="ServiceDown", fingerprint=str(i), labels={"service": f"web{i}"}
+            )
             started = time.perf_counter()
             await agent.graph.ainvoke(
-                {"run_id": f"run-{i}", "alerts": [alert.model_dump(mode="json")]}, agent.config(f"run-{i}")
+                {"run_id": f"run-{i}", "alerts": [alert.model_dump(mode="json")]},
+                agent.config(f"run-{i}"),
             )
             samples.append(time.perf_counter() - started)
             assert (await agent.state(f"run-{i}"))["outcome"] == "resolved"
@@ -105,13 +112,17 @@ async def main(runs: int) -> None:
         ours = await time_agent(agent_db, runs)
         bare_mean, bare_p99 = summary(bare)
         our_mean, our_p99 = summary(ours)
-        print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-              f"{runs} runs each, 7 nodes, AsyncSqliteSaver on a temp file")
+        print(
+            f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+            f"{runs} runs each, 7 nodes, AsyncSqliteSaver on a temp file"
+        )
         print(f"bare LangGraph graph : mean {bare_mean:6.2f} ms   p99 {bare_p99:6.2f} ms")
         print(f"devops-agent run     : mean {our_mean:6.2f} ms   p99 {our_p99:6.2f} ms")
         print(f"ratio (mean)         : {our_mean / bare_mean:.2f}x   (target <= 3x, and < 25 ms)")
-        print(f"checkpoint bytes/run : agent {checkpoint_bytes(agent_db) / runs:,.0f}   "
-              f"bare {checkpoint_bytes(Path(tmp, 'bare2.db')) / runs:,.0f}")
+        print(
+            f"checkpoint bytes/run : agent {checkpoint_bytes(agent_db) / runs:,.0f}   "
+            f"bare {checkpoint_bytes(Path(tmp, 'bare2.db')) / runs:,.0f}"
+        )
 
 
 if __name__ == "__main__":
