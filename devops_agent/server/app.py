@@ -35,8 +35,8 @@ DEFAULT_MAX_CONCURRENT_RUNS = 8
 
 
 def max_concurrent_runs(settings: Settings) -> int:
-    """MAX_CONCURRENT_RUNS once config.py has it; 8 until then."""
-    return max(1, int(getattr(settings, "max_concurrent_runs", DEFAULT_MAX_CONCURRENT_RUNS)))
+    """MAX_CONCURRENT_RUNS (default 8)."""
+    return max(1, settings.max_concurrent_runs)
 
 
 def public_url(settings: Settings) -> str:

@@ -17,6 +17,9 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request URL at INFO; a NOTIFY_WEBHOOK_URL carries its secret in the path.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         app = create_app(settings)
     except (OSError, ValueError) as exc:

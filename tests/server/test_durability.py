@@ -1,0 +1,88 @@
+"""What survives the process: a SIGKILL while a run waits, and approvals that time out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import docker
+import pytest
+
+from tests.server.conftest import Server, alert_payload, starts
+from tests.support.containers import Lab, container_state, wait_probe
+
+pytestmark = pytest.mark.docker
+
+
+def test_sigkill_while_waiting_then_resume_acts_once(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    server = make_server()
+    app = lab.crashed()
+    since = time.time()
+    payload = alert_payload(app.name)
+    run_id = server.webhook(payload).json()["runs"][0]["run_id"]
+    before = server.wait_status(run_id, "awaiting_approval")
+
+    server.kill()
+    server.start()  # same DATA_DIR, same port
+
+    after = server.run(run_id)
+    assert after["status"] == "awaiting_approval"
+    assert after["diagnosis"] == before["diagnosis"] and after["plan"] == before["plan"]
+    assert run_id in [a["run_id"] for a in server.get("/approvals").json()["approvals"]]
+    # The dedupe records survived too: Alertmanager's retry after the crash starts nothing.
+    again = server.webhook(payload).json()["runs"]
+    assert again == [{"run_id": run_id, "service": app.name, "deduplicated": True}]
+
+    assert server.resume(run_id, "approve").status_code == 202
+    run = server.wait_status(run_id, "completed", "failed")
+    assert run["outcome"] == "resolved", run
+    assert [a["status"] for a in run["actions"]] == ["succeeded"]
+    wait_probe(app.health_url, 200, timeout=30)
+    assert len(starts(docker_client, app.name, since)) == 1
+
+    # A second crash and restart after the end changes nothing.
+    server.kill()
+    server.start()
+    assert server.run(run_id)["status"] == "completed"
+    assert len(starts(docker_client, app.name, since)) == 1
+
+
+def test_sigkill_right_after_the_decision_keeps_it(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    """The decision is stored with the 202: a crash right after it does not lose it."""
+    server = make_server()
+    app = lab.crashed()
+    since = time.time()
+    run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
+    server.wait_status(run_id, "awaiting_approval")
+    assert server.resume(run_id, "approve", "ana").status_code == 202
+    server.kill()  # wherever the run was, it continues from its checkpoint and its ledger
+    server.start()
+    run = server.wait_status(run_id, "completed", "failed", "awaiting_approval")
+    if run["status"] == "awaiting_approval":
+        # Killed between the ledger's record of the step and the step itself: the ledger never
+        # runs a recorded step twice, so the run asks again (at most once, never twice).
+        assert server.resume(run_id, "approve", "ana").status_code == 202
+        run = server.wait_status(run_id, "completed", "failed")
+    assert run["outcome"] == "resolved", run
+    assert run["approval"]["approver"] == "ana"
+    assert len(starts(docker_client, app.name, since)) == 1
+    assert container_state(docker_client, app.name)["Running"]
+
+
+def test_approval_timeout_escalates_as_expired(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    server = make_server(APPROVAL_TIMEOUT="2")
+    app = lab.crashed()
+    run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
+    run = server.wait_status(run_id, "completed", "failed")
+    assert run["outcome"] == "escalated", run
+    assert run["approval"]["decision"] == "expired"
+    assert "APPROVAL_TIMEOUT" in run["escalation"]
+    assert run["actions"] == []
+    assert container_state(docker_client, app.name)["Status"] == "exited"
+    assert server.resume(run_id, "approve").status_code == 409
