@@ -113,6 +113,22 @@ def _read_payload(path: str) -> WebhookPayload:
         ) from None
 
 
+async def audit_verify(settings: Settings) -> int:
+    """Walk the audit chain; exit 0 when intact, 1 at the first edited, missing or moved row."""
+    ctx = AgentContext.from_settings(settings)
+    try:
+        result = await ctx.audit.verify()
+    finally:
+        await ctx.store.close()
+    if result.ok:
+        console.print(f"[green]audit trail intact[/]: {result.rows} rows, head {result.head[:16]}")
+        return 0
+    console.print(
+        f"[red]audit trail broken[/]: {result.problem} ({result.rows} rows verified before it)"
+    )
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devops-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument("--approve", action="store_true", help="approve without asking")
     choice.add_argument("--reject", action="store_true", help="reject without asking")
     run.add_argument("--approver", default="cli", help="the name recorded with the decision")
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -133,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         from devops_agent.server.main import serve
 
         return serve(settings)
+    if args.command == "audit":
+        return asyncio.run(audit_verify(settings))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
     return asyncio.run(run_alert(settings, payload, decision, args.approver))

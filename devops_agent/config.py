@@ -38,6 +38,13 @@ EXAMPLES: dict[str, str] = {
     "llm_structured_output": "function_calling",
     "llm_max_tool_calls": "8",
     "max_concurrent_runs": "8",
+    "policy_file": "./policy.yaml",
+    "max_actions_per_service_per_hour": "3",
+    "max_actions_per_hour": "20",
+    "max_targets_per_run": "3",
+    "max_scale_step": "2",
+    "breaker_failures": "3",
+    "breaker_cooldown": "3600",
     "execute_command_allowlist": "nginx -s reload;redis-cli ping",
 }
 
@@ -88,6 +95,15 @@ class Settings(BaseSettings):
     notify_webhook_url: str | None = None
 
     max_concurrent_runs: int = Field(8, ge=1, le=1000)
+    dry_run: bool = False
+    policy_file: Path | None = None
+    max_actions_per_service_per_hour: int = Field(3, ge=0)
+    max_actions_per_hour: int = Field(20, ge=0)
+    max_targets_per_run: int = Field(3, ge=1)
+    max_scale_step: int = Field(2, ge=1)
+    breaker_failures: int = Field(3, ge=1)
+    breaker_cooldown: int = Field(3600, ge=0)
+    audit_key: SecretStr | None = None
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
     execute_command_allowlist: str = ""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from devops_agent.config import Settings, get_settings
+from devops_agent.memory.audit import AuditLog, load_or_create_key
 from devops_agent.memory.store import Store
 from devops_agent.notify import Notifier
+from devops_agent.policy import PolicyDocument, load_policy
 from devops_agent.reasoning.base import Reasoner
-from devops_agent.reasoning.rules import RulesReasoner
+from devops_agent.reasoning.select import build_reasoner
 from devops_agent.tools.docker import DockerBackend
 from devops_agent.tools.fake import FakeBackend
 from devops_agent.tools.registry import Backend, Registry
@@ -21,6 +24,8 @@ class AgentContext:
     reasoner: Reasoner
     store: Store
     notifier: Notifier
+    audit: AuditLog
+    policy: PolicyDocument
     validate_interval: float = 1.0
 
     @classmethod
@@ -39,10 +44,17 @@ class AgentContext:
                     command_allowlist=settings.command_allowlist,
                 )
             )
+        store = Store.from_url(settings.resolved_database_url)
+        key = settings.audit_key.get_secret_value() if settings.audit_key else None
+        if key is None and settings.resolved_database_url.startswith("memory://"):
+            key = secrets.token_hex(32)  # nothing outlives the process, so neither does the key
+        registry = Registry(backend)
         return cls(
             settings=settings,
-            registry=Registry(backend),
-            reasoner=RulesReasoner(),
-            store=Store.from_url(settings.resolved_database_url),
+            registry=registry,
+            reasoner=build_reasoner(settings, registry),
+            store=store,
             notifier=Notifier(settings.notify_webhook_url),
+            audit=AuditLog(store, load_or_create_key(key, settings.data_dir)),
+            policy=load_policy(settings.policy_file),
         )

@@ -16,9 +16,10 @@ from langgraph.graph import END, START, StateGraph
 from devops_agent.context import AgentContext
 from devops_agent.nodes.approve import approve, route_after_approve
 from devops_agent.nodes.escalate import escalate
-from devops_agent.nodes.execute import execute
+from devops_agent.nodes.execute import execute, route_after_execute
 from devops_agent.nodes.learn import learn
 from devops_agent.nodes.plan import plan, route_after_plan
+from devops_agent.nodes.rollback import rollback
 from devops_agent.nodes.root_cause import root_cause
 from devops_agent.nodes.triage import route_after_triage, triage
 from devops_agent.nodes.validate import route_after_validate, validate
@@ -32,6 +33,7 @@ NODES: dict[str, Node] = {
     "approve": approve,
     "execute": execute,
     "validate": validate,
+    "rollback": rollback,
     "escalate": escalate,
     "learn": learn,
 }
@@ -74,10 +76,11 @@ def build_graph(ctx: AgentContext | None = None) -> StateGraph:
     builder.add_edge("root_cause", "plan")
     builder.add_conditional_edges("plan", route_after_plan, ["approve", "escalate", "learn"])
     builder.add_conditional_edges("approve", route_after_approve, ["execute", "escalate"])
-    builder.add_edge("execute", "validate")
+    builder.add_conditional_edges("execute", route_after_execute, ["validate", "escalate"])
     builder.add_conditional_edges(
-        "validate", route_after_validate, ["learn", "root_cause", "escalate"]
+        "validate", route_after_validate, ["learn", "root_cause", "rollback"]
     )
+    builder.add_edge("rollback", "escalate")
     builder.add_edge("escalate", "learn")
     builder.add_edge("learn", END)
     return builder

@@ -122,6 +122,10 @@ class ActionRecord(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     output: str = ""
+    snapshot: dict[str, Any] | None = Field(
+        None, description="what the inverse needs, taken before"
+    )
+    rollback_of: int | None = Field(None, description="the step this action undoes")
 
 
 class Validation(BaseModel):

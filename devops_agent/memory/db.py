@@ -65,6 +65,32 @@ class Pattern(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Control(Base):
+    """Switches that every replica must see, such as the kill switch (`actions_paused`)."""
+
+    __tablename__ = "controls"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[str] = mapped_column(String(40))
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AuditRow(Base):
+    """One decision in the append-only audit trail, chained to the previous row by an HMAC."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 def sqlalchemy_url(database_url: str) -> str:
     """The SQLAlchemy async URL for a DATABASE_URL (memory:// is a private in-memory SQLite)."""
     if database_url.startswith("memory://"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from devops_agent.memory.db import Incident, LedgerEntry, Pattern, create_schema, make_engine
+from devops_agent.memory.db import (
+    Control,
+    Incident,
+    LedgerEntry,
+    Pattern,
+    create_schema,
+    make_engine,
+)
 from devops_agent.state import utcnow
 
 
@@ -189,3 +197,66 @@ class Store:
             if service:
                 query = query.where(Incident.service == service)
             return list((await session.execute(query)).scalars())
+
+    # -- what the policy needs --------------------------------------------------------------
+
+    async def actions_since(self, since: datetime, operations: set[str]) -> dict[str, int]:
+        """Mutating actions per target since `since` (started, succeeded or failed)."""
+        await self.setup()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(LedgerEntry.target, LedgerEntry.operation).where(
+                    LedgerEntry.started_at >= since.isoformat(),
+                    LedgerEntry.status.in_(("started", "succeeded", "failed")),
+                )
+            )
+            counts: dict[str, int] = {}
+            for target, operation in rows:
+                if operation in operations:
+                    counts[target] = counts.get(target, 0) + 1
+            return counts
+
+    async def breaker(self, service: str, failures: int, cooldown: int) -> str | None:
+        """Why the circuit breaker is open for a service, or None.
+
+        It opens after `failures` incidents in a row, within `cooldown` seconds, in which the
+        agent acted and the service was still not healthy (outcome escalated after actions).
+        """
+        await self.setup()
+        since = (datetime.now(UTC) - timedelta(seconds=cooldown)).isoformat()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Incident)
+                .where(Incident.service == service, Incident.created_at >= since)
+                .order_by(Incident.id.desc())
+                .limit(failures)
+            )
+            recent = list(rows.scalars())
+        failed = [
+            i
+            for i in recent
+            if i.outcome == "escalated" and any(a.get("status") == "succeeded" for a in i.actions)
+        ]
+        if len(recent) >= failures and len(failed) == failures:
+            until = datetime.fromisoformat(recent[-1].created_at) + timedelta(seconds=cooldown)
+            return (
+                f"{failures} remediations in a row did not make it healthy; no automatic action "
+                f"until {until.isoformat(timespec='seconds')}"
+            )
+        return None
+
+    async def get_control(self, name: str) -> str | None:
+        await self.setup()
+        async with self.sessions() as session:
+            row = await session.get(Control, name)
+            return row.value if row else None
+
+    async def set_control(self, name: str, value: str, by: str = "") -> None:
+        await self.setup()
+        async with self.sessions() as session:
+            row = await session.get(Control, name)
+            if row is None:
+                session.add(Control(name=name, value=value, updated_at=utcnow(), updated_by=by))
+            else:
+                row.value, row.updated_at, row.updated_by = value, utcnow(), by
+            await session.commit()

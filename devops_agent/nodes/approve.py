@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.types import interrupt
 
 from devops_agent.context import AgentContext
+from devops_agent.nodes.common import policy_facts
 from devops_agent.policy import decide
 from devops_agent.state import Approval, IncidentState, Plan
 
@@ -54,33 +55,41 @@ def parse_decision(answer: Any) -> Approval:
 
 async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     plan = Plan.model_validate(state["plan"])
-    verdict = decide(plan, ctx.settings)
+    verdict = decide(
+        plan, ctx.settings, ctx.policy, await policy_facts(ctx, [s.target for s in plan.steps])
+    )
+    update: dict[str, Any]
     if verdict.decision == "refuse":
-        return {
-            "approval": Approval(
-                decision="reject", approver="policy", comment=verdict.why, policy=verdict.why
-            ).model_dump(mode="json"),
-            "escalation": f"the policy refused the plan: {verdict.why}",
-        }
-    if verdict.decision == "auto":
-        return {
-            "approval": Approval(
-                decision="approve", approver="policy", comment=verdict.why, policy=verdict.why
-            ).model_dump(mode="json")
-        }
-    answer = interrupt(approval_request(state, plan, verdict.why, ctx.settings.approval_timeout))
-    approval = parse_decision(answer)
-    approval.policy = verdict.why
-    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
-    if approval.decision == "reject":
-        update["escalation"] = (
-            f"rejected by {approval.approver or 'a person'}: {approval.comment}".rstrip(": ")
+        approval = Approval(
+            decision="reject", approver="policy", comment=verdict.why, policy=verdict.policy
         )
-    elif approval.decision == "expired":
-        update["escalation"] = (
-            f"no decision within APPROVAL_TIMEOUT={ctx.settings.approval_timeout}s: expired"
+        update = {"escalation": f"the policy refused the plan: {verdict.why}"}
+    elif verdict.decision == "auto":
+        approval = Approval(
+            decision="approve", approver="policy", comment=verdict.why, policy=verdict.policy
         )
-    return update
+        update = {}
+    else:
+        answer = interrupt(
+            approval_request(state, plan, verdict.why, ctx.settings.approval_timeout)
+        )
+        approval = parse_decision(answer)
+        approval.policy = verdict.policy
+        update = {}
+        if approval.decision == "reject":
+            who = approval.approver or "a person"
+            update["escalation"] = f"rejected by {who}: {approval.comment}".rstrip(": ")
+        elif approval.decision == "expired":
+            update["escalation"] = (
+                f"no decision within APPROVAL_TIMEOUT={ctx.settings.approval_timeout}s: expired"
+            )
+    await ctx.audit.append(
+        str(state.get("run_id")),
+        "approval",
+        approval.approver or "unknown",
+        {**approval.model_dump(mode="json"), "why": verdict.why},
+    )
+    return {**update, "approval": approval.model_dump(mode="json")}
 
 
 def route_after_approve(state: IncidentState) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from devops_agent.context import AgentContext
+from devops_agent.policy import Facts
 from devops_agent.reasoning.base import Investigation
 from devops_agent.state import ActionRecord, Alert, Evidence, IncidentState, Target
+from devops_agent.tools.registry import OPERATIONS
 
 TARGET_LABELS = ("service", "container", "container_name", "name", "job")
 
@@ -40,3 +44,18 @@ def candidate_names(alerts: list[Alert]) -> list[str]:
             if value and value not in names:
                 names.append(value)
     return names
+
+
+async def policy_facts(ctx: AgentContext, services: list[str]) -> Facts:
+    """What the policy needs to know from the store, read just before a decision."""
+    facts = Facts(actions_paused=(await ctx.store.get_control("actions_paused")) == "true")
+    mutating = {name for name, spec in OPERATIONS.items() if spec.mutating}
+    facts.actions_last_hour = await ctx.store.actions_since(
+        facts.now - timedelta(hours=1), mutating
+    )
+    s = ctx.settings
+    for service in dict.fromkeys(services):
+        why = await ctx.store.breaker(service, s.breaker_failures, s.breaker_cooldown)
+        if why:
+            facts.breaker_open[service] = why
+    return facts

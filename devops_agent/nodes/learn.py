@@ -24,4 +24,14 @@ async def learn(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         actions=list(state.get("actions", [])),
         attempts=state.get("attempts", 0),
     )
+    await ctx.audit.append(
+        str(state.get("run_id")),
+        "outcome",
+        "agent",
+        {
+            "outcome": outcome,
+            "escalation": state.get("escalation"),
+            "attempts": state.get("attempts", 0),
+        },
+    )
     return {"outcome": outcome}

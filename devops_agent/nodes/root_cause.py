@@ -73,6 +73,9 @@ async def _dependencies(
 async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     target = target_of(state)
     assert target is not None, "triage routes only resolved targets here"
+    target = (
+        await ctx.registry.backend.resolve([target.name]) or target
+    )  # replicas may have changed
     results = await asyncio.gather(
         ctx.registry.run("health_check", {"target": target.name}),
         ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
@@ -81,9 +84,16 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     evidence = [_evidence(r) for r in results]
     errors = results[1].data.get("error_lines", []) if results[1].ok else []
     evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
-    case = investigation({**state, "evidence": evidence}, ctx.settings.max_replicas)
+    target_dump = target.model_dump(mode="json")
+    case = investigation(
+        {**state, "evidence": evidence, "target": target_dump}, ctx.settings.max_replicas
+    )
     diagnosis = await ctx.reasoner.diagnose(case)
+    await ctx.audit.append(
+        str(state.get("run_id")), "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
+    )
     return {
+        "target": target_dump,
         "evidence": evidence,
         "diagnosis": diagnosis.model_dump(mode="json"),
         "reasoning": case.calls,

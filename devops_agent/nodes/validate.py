@@ -43,7 +43,8 @@ async def validate(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
 
 
 def route_after_validate(state: IncidentState) -> str:
-    """Healthy: learn. Attempts used up (validate set the escalation): escalate. Else re-diagnose."""
+    """Healthy: learn. Attempts used up (validate set the escalation): roll back, then escalate.
+    Else re-diagnose."""
     if (state.get("validation") or {}).get("healthy"):
         return "learn"
-    return "escalate" if state.get("escalation") else "root_cause"
+    return "rollback" if state.get("escalation") else "root_cause"

@@ -104,7 +104,7 @@ async def test_validate_routes_by_health_and_attempts(ctx: AgentContext) -> None
     state["attempts"] = 2
     last = await validate(state, ctx)  # type: ignore[arg-type]
     assert (
-        route_after_validate({**state, **last}) == "escalate"
+        route_after_validate({**state, **last}) == "rollback"
         and "MAX_ATTEMPTS=2" in last["escalation"]
     )  # type: ignore[typeddict-item]
     ctx.registry.backend.services["web"].status = "running"  # type: ignore[attr-defined]

@@ -1,0 +1,150 @@
+"""The audit trail: an append-only table of decisions, each row chained to the previous one.
+
+Each row's hash is HMAC-SHA256(key, previous hash + the row's canonical JSON). Editing a row,
+deleting one in the middle, or reordering rows breaks the chain, and without the key nobody with
+database access can rebuild it (an unkeyed chain can simply be recomputed after an edit). The
+key is AUDIT_KEY, or one generated into DATA_DIR/audit-key (mode 0600). Rows are numbered
+(`seq`, the primary key), so two writers racing for the same number cannot both succeed: the
+loser retries on the new head. Truncating the newest rows is not detectable from the table
+alone: export `head()` elsewhere if that matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from devops_agent.memory.db import AuditRow
+from devops_agent.memory.store import Store
+from devops_agent.state import utcnow
+
+GENESIS = "0" * 64
+
+
+def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
+    """AUDIT_KEY, or the key in DATA_DIR/audit-key, created (0600) on first use."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "audit-key"
+    if path.exists():
+        return path.read_text().strip().encode()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key.encode()
+
+
+def _digest(
+    key: bytes,
+    prev_hash: str,
+    seq: int,
+    at: str,
+    run_id: str,
+    kind: str,
+    actor: str,
+    detail: dict[str, Any],
+) -> str:
+    body = json.dumps(
+        {"seq": seq, "at": at, "run_id": run_id, "kind": kind, "actor": actor, "detail": detail},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hmac.new(key, (prev_hash + body).encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Verification:
+    ok: bool
+    rows: int
+    head: str
+    problem: str = ""
+
+
+class AuditLog:
+    """The audit trail on the store's database."""
+
+    def __init__(self, store: Store, key: bytes):
+        self.store = store
+        self.sessions = store.sessions
+        self.key = key
+
+    async def append(self, run_id: str, kind: str, actor: str, detail: dict[str, Any]) -> int:
+        """Add one row at the head of the chain; returns its sequence number."""
+        detail = json.loads(json.dumps(detail, default=str))  # what is stored is what is hashed
+        await self.store.setup()
+        for _ in range(20):
+            async with self.sessions() as session:
+                last = (
+                    await session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
+                ).scalar_one_or_none()
+                seq = (last.seq + 1) if last else 1
+                prev = last.hash if last else GENESIS
+                at = utcnow()
+                row = AuditRow(
+                    seq=seq,
+                    at=at,
+                    run_id=run_id,
+                    kind=kind,
+                    actor=actor[:200],
+                    detail=detail,
+                    prev_hash=prev,
+                    hash=_digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail),
+                )
+                session.add(row)
+                try:
+                    await session.commit()
+                    return seq
+                except IntegrityError:
+                    await (
+                        session.rollback()
+                    )  # another writer took this number: retry on the new head
+        raise RuntimeError("audit log: could not append after 20 tries")
+
+    async def rows(
+        self, run_id: str | None = None, kind: str | None = None, limit: int = 1000, after: int = 0
+    ) -> list[AuditRow]:
+        await self.store.setup()
+        async with self.sessions() as session:
+            query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)
+            if run_id:
+                query = query.where(AuditRow.run_id == run_id)
+            if kind:
+                query = query.where(AuditRow.kind == kind)
+            return list((await session.execute(query)).scalars())
+
+    async def verify(self) -> Verification:
+        """Walk the whole chain; the first row that does not fit is reported."""
+        await self.store.setup()
+        prev, expected_seq, count = GENESIS, 1, 0
+        async with self.sessions() as session:
+            result = await session.stream_scalars(select(AuditRow).order_by(AuditRow.seq))
+            async for row in result:
+                if row.seq != expected_seq:
+                    return Verification(
+                        False, count, prev, f"row {expected_seq} is missing (next is {row.seq})"
+                    )
+                if row.prev_hash != prev:
+                    return Verification(
+                        False, count, prev, f"row {row.seq} does not follow row {row.seq - 1}"
+                    )
+                digest = _digest(
+                    self.key, prev, row.seq, row.at, row.run_id, row.kind, row.actor, row.detail
+                )
+                if not hmac.compare_digest(digest, row.hash):
+                    return Verification(
+                        False, count, prev, f"row {row.seq} was changed after it was written"
+                    )
+                prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+        return Verification(True, count, prev)

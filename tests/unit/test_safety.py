@@ -1,0 +1,209 @@
+"""Issue 8 in the core: policy file, rate limits, circuit breaker, kill switch, dry run,
+rollback and the audit chain, on the fake backend and a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from devops_agent.config import SettingsError, load_settings
+from devops_agent.context import AgentContext
+from devops_agent.policy import Facts, PolicyDocument, decide, load_policy
+from devops_agent.runner import open_agent
+from devops_agent.state import Alert, Plan, PlanStep
+from devops_agent.tools.fake import FakeBackend, FakeService
+
+AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium", "validate_timeout": 0.2}
+
+
+def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
+    s = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db",
+        data_dir=tmp_path,
+        **{**AUTONOMOUS, **settings},
+    )
+    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
+    ctx.validate_interval = 0.05
+    return ctx
+
+
+async def _run(ctx: AgentContext, run_id: str, service: str) -> dict[str, Any]:
+    async with open_agent(ctx) as agent:
+        alert = Alert(alertname="ServiceDown", fingerprint=run_id, labels={"service": service})
+        nodes = [n async for n, _ in agent.stream(run_id, [alert])]
+        state = await agent.state(run_id)
+    return {**state, "nodes": nodes}
+
+
+def _restart(target: str = "web") -> Plan:
+    return Plan(
+        action="remediate",
+        steps=[PlanStep(operation="restart_service", target=target)],
+        confidence=0.9,
+    )
+
+
+def test_policy_file_rules_silences_and_windows(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {operation: restart_service, target: 'db-*', verdict: forbid}\n"
+        "  - {operation: '*', target: 'pay*', verdict: approval}\n"
+        "maintenance_windows:\n"
+        "  - {services: [shop], start: '2000-01-01T00:00:00Z', end: '2999-01-01T00:00:00Z'}\n"
+        "silenced: [legacy-*]\n"
+    )
+    doc = load_policy(path)
+    s = load_settings(**AUTONOMOUS)
+    assert decide(_restart("db-main"), s, doc).decision == "refuse"
+    assert "forbidden by the policy file" in decide(_restart("db-main"), s, doc).why
+    assert decide(_restart("payments"), s, doc).decision == "approval"
+    assert "maintenance window" in decide(_restart("shop"), s, doc).why
+    assert "silenced" in decide(_restart("legacy-batch"), s, doc).why
+    assert decide(_restart("web"), s, doc).decision == "auto"
+    assert decide(_restart("web"), s, doc).policy == f"policy {doc.digest}"
+
+
+def test_bad_policy_file_is_one_clear_error(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  - {operation: restart_service, verdict: maybe}\n")
+    with pytest.raises(SettingsError, match=r"POLICY_FILE: .*rules\.0\.verdict"):
+        load_policy(path)
+
+
+def test_rate_limits_targets_and_kill_switch() -> None:
+    s = load_settings(**AUTONOMOUS)
+    assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 3})).decision == "refuse"
+    assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 2})).decision == "auto"
+    busy = Facts(actions_last_hour={f"svc{i}": 1 for i in range(20)})
+    assert "MAX_ACTIONS_PER_HOUR=20" in decide(_restart(), s, facts=busy).why
+    wide = Plan(
+        action="remediate",
+        steps=[PlanStep(operation="restart_service", target=f"s{i}") for i in range(4)],
+    )
+    assert "MAX_TARGETS_PER_RUN=3" in decide(wide, s, PolicyDocument()).why
+    paused = decide(_restart(), s, facts=Facts(actions_paused=True))
+    assert paused.decision == "approval" and "kill switch" in paused.why
+
+
+async def test_rate_limit_refusal_is_recorded_on_a_run(tmp_path) -> None:
+    ctx = _ctx(
+        tmp_path,
+        FakeService("web", status="exited", exit_code=2),
+        max_actions_per_service_per_hour=0,
+    )
+    state = await _run(ctx, "r1", "web")
+    assert (
+        state["outcome"] == "escalated"
+        and "MAX_ACTIONS_PER_SERVICE_PER_HOUR=0" in state["escalation"]
+    )
+    assert ctx.registry.backend.services["web"].restarts == 0  # type: ignore[attr-defined]
+
+
+async def test_kill_switch_holds_actions_for_approval(tmp_path) -> None:
+    ctx = _ctx(tmp_path, FakeService("web", status="exited", exit_code=2))
+    await ctx.store.set_control("actions_paused", "true", by="ops")
+    state = await _run(ctx, "r1", "web")
+    assert state["nodes"][-1] == "__interrupt__" and "kill switch" in state["plan"]["why"]
+    assert ctx.registry.backend.services["web"].restarts == 0  # type: ignore[attr-defined]
+
+
+async def test_circuit_breaker_opens_after_repeated_failed_remediations(tmp_path) -> None:
+    # Two incidents of different kinds in a row where acting did not heal it (so the learned
+    # per-category history alone would still try): the breaker stops the third.
+    web = FakeService("web", status="paused", sticky=True)
+    ctx = _ctx(
+        tmp_path, web, breaker_failures=2, max_actions_per_service_per_hour=100, max_attempts=1
+    )
+    assert (await _run(ctx, "r1", "web"))["diagnosis"]["category"] == "hang"
+    web.status, web.exit_code = "exited", 2
+    second = await _run(ctx, "r2", "web")
+    assert second["diagnosis"]["category"] == "crash" and second["outcome"] == "escalated"
+    assert web.restarts == 2
+    web.status = "paused"
+    third = await _run(ctx, "r3", "web")
+    assert "circuit breaker open for web" in third["escalation"] and web.restarts == 2
+
+
+async def test_dry_run_records_what_it_would_do(tmp_path) -> None:
+    web = FakeService("web", status="exited", exit_code=2)
+    state = await _run(_ctx(tmp_path, web, dry_run=True), "r1", "web")
+    assert [a["status"] for a in state["actions"]] == ["dry_run"]
+    assert "would run restart_service" in state["actions"][0]["output"]
+    assert (
+        state["outcome"] == "escalated" and "DRY_RUN" in state["escalation"] and web.restarts == 0
+    )
+
+
+async def test_failed_scaling_is_rolled_back(tmp_path) -> None:
+    api = FakeService("api", compose=True, cpu_of_limit_percent=97, probe_status=503)
+    state = await _run(_ctx(tmp_path, api), "r1", "api")
+    moves = [
+        (a["operation"], a["params"].get("replicas"), a["status"], a["rollback_of"])
+        for a in state["actions"]
+    ]
+    assert moves == [
+        ("scale_service", 2, "succeeded", None),
+        ("scale_service", 3, "succeeded", None),
+        ("scale_service", 2, "succeeded", 1),
+        ("scale_service", 1, "succeeded", 0),
+    ]
+    assert (
+        api.replicas == 1
+        and "rolled back" in state["escalation"]
+        and state["outcome"] == "escalated"
+    )
+    assert state["nodes"][-3:] == ["rollback", "escalate", "learn"]
+
+
+async def test_scale_step_is_bounded(tmp_path) -> None:
+    api = FakeService("api", compose=True, cpu_of_limit_percent=97)
+    ctx = _ctx(tmp_path, api, max_scale_step=1)
+    from devops_agent.nodes.execute import run_step
+
+    record = await run_step(
+        ctx, "r", 1, 0, PlanStep(operation="scale_service", target="api", params={"replicas": 5})
+    )
+    assert record.status == "refused" and "MAX_SCALE_STEP=1" in record.output and api.replicas == 1
+    await ctx.store.close()
+
+
+async def test_audit_chain_catches_an_edited_and_a_deleted_row(tmp_path) -> None:
+    ctx = _ctx(tmp_path, FakeService("web", status="exited", exit_code=2))
+    state = await _run(ctx, "r1", "web")
+    assert state["outcome"] == "resolved"
+    kinds = [r.kind for r in await ctx.audit.rows(run_id="r1")]
+    assert kinds == ["diagnosis", "plan", "approval", "action", "outcome"]
+    assert (tmp_path / "audit-key").stat().st_mode & 0o777 == 0o600
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/agent.db",
+    }
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devops_agent", "audit", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+
+    ok = verify()
+    assert ok.returncode == 0 and "intact: 5 rows" in ok.stdout
+    with sqlite3.connect(tmp_path / "agent.db") as db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE kind = 'approval'")
+    edited = verify()
+    assert edited.returncode == 1 and "row 3 was changed" in edited.stdout
+    with sqlite3.connect(tmp_path / "agent.db") as db:
+        db.execute("UPDATE audit_log SET actor = 'policy' WHERE kind = 'approval'")
+    assert verify().returncode == 0
+    with sqlite3.connect(tmp_path / "agent.db") as db:
+        db.execute("DELETE FROM audit_log WHERE seq = 2")
+    deleted = verify()
+    assert deleted.returncode == 1 and "row 2 is missing" in deleted.stdout
