@@ -1,11 +1,14 @@
 """Open the checkpointer for a DATABASE_URL, inside a running event loop.
 
 `sqlite...` gives an AsyncSqliteSaver on the same file as the service's tables (WAL mode, so
-both can write); `memory://` gives an InMemorySaver. PostgreSQL comes with the replicas issue.
+both can write); `postgresql://` gives an AsyncPostgresSaver on a psycopg pool (autocommit, dict
+rows, no prepared statements, as its README asks), set up once under an advisory lock so that
+replicas starting together do not race; `memory://` gives an InMemorySaver.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +16,11 @@ from pathlib import Path
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
 
 
 def sqlite_path(database_url: str) -> str:
@@ -31,15 +38,51 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         return
     if database_url.startswith("sqlite"):
         path = sqlite_path(database_url)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
         async with aiosqlite.connect(path, timeout=30) as conn:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=30000")
             await conn.execute("PRAGMA synchronous=NORMAL")
-            saver = AsyncSqliteSaver(conn)
-            await saver.setup()
-            yield saver
+            sqlite_saver = AsyncSqliteSaver(conn)
+            await sqlite_saver.setup()
+            yield sqlite_saver
         return
-    raise ValueError(
-        "DATABASE_URL: PostgreSQL checkpoints are not available yet; use sqlite+aiosqlite:///path.db"
+    if database_url.startswith(("postgresql", "postgres://")):
+        async with open_postgres_saver(postgres_conninfo(database_url)) as pg_saver:
+            yield pg_saver
+        return
+    raise ValueError(f"DATABASE_URL: unsupported scheme {database_url.split('://')[0]}://")
+
+
+SETUP_LOCK = 72_410_001  # pg_advisory_lock key for schema set-up
+
+
+def postgres_conninfo(database_url: str) -> str:
+    """A libpq URL for psycopg (drops a SQLAlchemy driver suffix such as +psycopg)."""
+    scheme, rest = database_url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
+
+
+@asynccontextmanager
+async def open_postgres_saver(
+    conninfo: str, max_size: int = 10
+) -> AsyncIterator[AsyncPostgresSaver]:
+    pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )
+    await pool.open(wait=True, timeout=10)
+    try:
+        saver = AsyncPostgresSaver(pool)
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            try:
+                await saver.setup()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+        yield saver
+    finally:
+        await pool.close()

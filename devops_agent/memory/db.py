@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -124,6 +124,11 @@ def make_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
+SCHEMA_LOCK = 72_410_002  # pg_advisory_xact_lock key: replicas starting together take turns
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         await conn.run_sync(Base.metadata.create_all)
