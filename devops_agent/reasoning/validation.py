@@ -1,0 +1,169 @@
+"""Checking the model's answers before anything acts on them.
+
+The LLM proposes, the policy disposes, and this module stands between the two: a category from
+the fixed list, a confidence in 0..1, operations from the registry with parameters that its
+pydantic models accept, targets limited to the incident's target and the dependencies found in
+the evidence, and no shell strings anywhere. An answer with any problem is rejected as a whole
+(a plan with one step removed is another plan), with every reason kept for the run's record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from devops_agent.reasoning.answers import DiagnosisAnswer, PlanAnswer, StepAnswer
+from devops_agent.reasoning.base import Investigation
+from devops_agent.state import Diagnosis, Plan, PlanStep
+from devops_agent.tools.registry import Registry
+
+M = TypeVar("M", bound=BaseModel)
+
+# Characters that only mean something to a shell, and programs that would run a shell string.
+SHELL_CHARS = re.compile(r"[;&|`$<>\\\n\r]")
+INTERPRETERS = frozenset(
+    {"sh", "bash", "zsh", "dash", "ash", "ksh", "csh", "tcsh", "fish", "busybox", "env", "eval"}
+    | {"xargs", "python", "python3", "perl", "ruby", "node", "php", "lua"}
+)
+REMEDY_GIVE_UP_FAILURES = 2  # as the rules reasoner: a remedy that failed twice is not repeated
+MAX_REASONS = 10
+
+
+def parse_answer(model: type[M], raw: Any) -> tuple[M | None, list[str]]:
+    """The answer as `model`, or the reasons it does not fit (category, confidence, shape)."""
+    if not isinstance(raw, dict):
+        return None, [f"the answer is a {type(raw).__name__}, not a JSON object"]
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        return None, [
+            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
+            for err in exc.errors()[:MAX_REASONS]
+        ]
+
+
+def allowed_targets(case: Investigation) -> list[str]:
+    """The incident's target and the dependencies that root_cause found in the evidence."""
+    names = [case.target.name] if case.target else []
+    names += [e.target for e in case.evidence if e.source == "dependency" and e.target]
+    return list(dict.fromkeys(names))
+
+
+def shell_problems(value: Any, where: str) -> list[str]:
+    """Every string inside `value` that looks like shell syntax or starts an interpreter."""
+    found: list[str] = []
+    if isinstance(value, str):
+        if SHELL_CHARS.search(value) or "$(" in value:
+            found.append(f"{where}: {value[:80]!r} contains shell syntax")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += shell_problems(str(key), where) + shell_problems(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        if value and isinstance(value[0], str):
+            program = value[0].rsplit("/", 1)[-1]
+            if program in INTERPRETERS:
+                found.append(f"{where}: {value[0]!r} would run a shell or an interpreter")
+        for i, item in enumerate(value):
+            found += shell_problems(item, f"{where}[{i}]")
+    return found
+
+
+def check_diagnosis(answer: DiagnosisAnswer, case: Investigation) -> list[str]:
+    """Reasons to reject a parsed diagnosis (its fields are already typed by DiagnosisAnswer)."""
+    reasons: list[str] = []
+    if case.target is None and answer.category != "unknown":
+        reasons.append("the incident has no resolved target: only `unknown` fits")
+    return reasons
+
+
+def check_step(
+    step: StepAnswer,
+    number: int,
+    case: Investigation,
+    registry: Registry,
+    targets: Sequence[str],
+    command_allowlist: Sequence[Sequence[str]],
+) -> tuple[PlanStep | None, list[str]]:
+    """The step as a PlanStep (risk from the registry, never from the model), or why not."""
+    where = f"step {number} ({step.operation} on {step.target!r})"
+    spec = registry.spec(step.operation)
+    if spec is None:
+        return None, [f"{where}: {step.operation!r} is not an operation of the registry"]
+    reasons: list[str] = []
+    if step.target not in targets:
+        reasons.append(
+            f"{where}: {step.target!r} is neither the incident's target nor a dependency "
+            f"found in the evidence (allowed: {', '.join(targets) or 'none'})"
+        )
+    params = dict(step.params)
+    if str(params.get("target", step.target)) != step.target:
+        reasons.append(
+            f"{where}: params.target {params['target']!r} differs from the step's target"
+        )
+    params["target"] = step.target
+    reasons += shell_problems(params, f"{where} params")
+    parsed = registry.validate(step.operation, params)
+    if isinstance(parsed, str):
+        return None, [*reasons, f"{where}: {parsed}"]
+    values = parsed.model_dump(mode="json")
+    if step.operation == "execute_command":
+        argv = values["argv"]
+        if not any(argv[: len(p)] == list(p) for p in command_allowlist if p):
+            reasons.append(
+                f"{where}: argv {argv[:4]!r} matches no EXECUTE_COMMAND_ALLOWLIST prefix"
+            )
+    if step.operation == "scale_service":
+        if values["replicas"] > case.max_replicas:
+            reasons.append(f"{where}: {values['replicas']} replicas is above MAX_REPLICAS")
+        if case.target and step.target == case.target.name and not case.target.scalable:
+            reasons.append(f"{where}: {step.target} is a single container, not a scalable service")
+    if reasons:
+        return None, reasons
+    return PlanStep(
+        operation=step.operation,
+        target=step.target,
+        params=values,
+        risk=spec.risk,
+        rationale=step.rationale,
+    ), []
+
+
+def check_plan(
+    answer: PlanAnswer,
+    case: Investigation,
+    diagnosis: Diagnosis,
+    registry: Registry,
+    command_allowlist: Sequence[Sequence[str]] = (),
+) -> tuple[Plan | None, list[str]]:
+    """The plan the agent may consider (still subject to the policy), or why it is rejected."""
+    reasons: list[str] = []
+    steps: list[PlanStep] = []
+    targets = allowed_targets(case)
+    if answer.action == "remediate":
+        if not answer.steps:
+            reasons.append("a remediation with no steps")
+        for number, step in enumerate(answer.steps, start=1):
+            made, problems = check_step(step, number, case, registry, targets, command_allowlist)
+            reasons += problems
+            if made is not None:
+                steps.append(made)
+        for made in steps:
+            ok, failed = case.history.get((diagnosis.category, made.operation), (0, 0))
+            if failed >= REMEDY_GIVE_UP_FAILURES and ok == 0:
+                reasons.append(
+                    f"{made.operation} did not fix {diagnosis.category} the last {failed} times"
+                )
+    elif answer.action == "no_action" and diagnosis.category != "no_fault":
+        reasons.append(f"no_action while the diagnosis is {diagnosis.category}")
+    if reasons:
+        return None, reasons[:MAX_REASONS]
+    return Plan(
+        action=answer.action,
+        steps=steps,
+        why=answer.why,
+        confidence=min(answer.confidence, diagnosis.confidence),
+        reasoner="llm",
+    ), []
