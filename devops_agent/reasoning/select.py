@@ -1,0 +1,23 @@
+"""Which reasoner a configuration gets: the rules alone, or the LLM with the rules behind it."""
+
+from __future__ import annotations
+
+from devops_agent.config import Settings
+from devops_agent.reasoning.base import Reasoner
+from devops_agent.reasoning.fallback import FallbackReasoner
+from devops_agent.reasoning.rules import RulesReasoner
+from devops_agent.tools.registry import Registry
+
+
+def build_reasoner(settings: Settings, registry: Registry) -> Reasoner:
+    """RulesReasoner unless `settings.uses_llm()`; then the LLM, falling back to the rules."""
+    if not settings.uses_llm():
+        return RulesReasoner()
+    # Imported here: langchain-openai is only loaded by configurations that use it.
+    from devops_agent.reasoning.llm import LLMReasoner
+
+    return FallbackReasoner(
+        LLMReasoner.from_settings(settings, registry),
+        RulesReasoner(),
+        enabled=settings.fallback_enabled,
+    )
