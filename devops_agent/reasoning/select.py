@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 from devops_agent.config import Settings
 from devops_agent.reasoning.base import Reasoner
 from devops_agent.reasoning.fallback import FallbackReasoner
 from devops_agent.reasoning.rules import RulesReasoner
 from devops_agent.tools.registry import Registry
 
+log = logging.getLogger(__name__)
+
 
 def build_reasoner(settings: Settings, registry: Registry) -> Reasoner:
     """RulesReasoner unless `settings.uses_llm()`; then the LLM, falling back to the rules."""
     if not settings.uses_llm():
         return RulesReasoner()
+    if settings.openai_api_key is None and settings.openai_base_url is None:
+        log.warning("REASONER=llm without OPENAI_API_KEY or OPENAI_BASE_URL: the rules will answer")
     # Imported here: langchain-openai is only loaded by configurations that use it.
     from devops_agent.reasoning.llm import LLMReasoner
 
