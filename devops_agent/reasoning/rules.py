@@ -8,9 +8,11 @@ it. Each rule names its category, a one-sentence root cause, a confidence and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from devops_agent.reasoning.base import Investigation
+from devops_agent.reasoning.records import CallRecord
 from devops_agent.state import Diagnosis, Evidence, Plan, PlanStep
 
 CONFIG_EXIT_CODES = {78: "EX_CONFIG", 126: "not executable", 127: "command not found"}
@@ -66,12 +68,18 @@ class RulesReasoner:
     name = "rules"
 
     async def diagnose(self, case: Investigation) -> Diagnosis:
-        case.calls.append({"reasoner": self.name, "step": "diagnose"})
-        return diagnose(case)
+        started = perf_counter()
+        found = diagnose(case)
+        ms = (perf_counter() - started) * 1000
+        case.calls.append(CallRecord(reasoner=self.name, step="diagnose", latency_ms=ms).as_dict())
+        return found
 
     async def plan(self, case: Investigation, diagnosis: Diagnosis) -> Plan:
-        case.calls.append({"reasoner": self.name, "step": "plan"})
-        return plan(case, diagnosis)
+        started = perf_counter()
+        made = plan(case, diagnosis)
+        ms = (perf_counter() - started) * 1000
+        case.calls.append(CallRecord(reasoner=self.name, step="plan", latency_ms=ms).as_dict())
+        return made
 
 
 def _facts(case: Investigation) -> Facts:
