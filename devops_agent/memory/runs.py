@@ -4,36 +4,48 @@ Import this module before `create_schema` runs (the server's lifespan does) so t
 are part of `Base.metadata`. Every state change that two actors may race on (two approvers, an
 approver and the timeout sweeper, an approver and a resolved alert) is one conditional UPDATE,
 so exactly one of them wins, in one process or several.
+
+The queries run on a synchronous engine in a worker thread of their own: the webhook's
+transaction (a few statements) then costs one hop off the event loop instead of one per
+statement, which keeps intake fast while graph runs share the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
-    CursorResult,
+    Connection,
+    Engine,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    create_engine,
+    event,
     func,
+    insert,
     select,
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
 
-from devops_agent.memory.db import Base, LedgerEntry
+from devops_agent.memory.db import Base, LedgerEntry, sqlalchemy_url
 from devops_agent.state import Alert
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
@@ -46,6 +58,7 @@ QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
 OPEN_STATUSES = (QUEUED, RUNNING, AWAITING)
 STATUSES = (QUEUED, RUNNING, AWAITING, COMPLETED, FAILED)
 _OPEN_SQL = text("status IN ('queued', 'running', 'awaiting_approval')")
+T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -162,13 +175,33 @@ class Ingested:
 
 
 class RunRepo:
-    """Queries on the run tables, on the same engine as the rest of the service's records."""
+    """Queries on the run tables, on the service's DATABASE_URL."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # Serialises intake in this process: the unique constraints guard across processes.
-        self._intake_lock = asyncio.Lock()
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time anyway: one thread avoids lock waits between ours.
+        workers = 1 if engine.dialect.name == "sqlite" else 4
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="runs-db")
+        # Serialises intake in this process; the unique constraints guard across processes.
+        self._intake_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, database_url: str) -> RunRepo:
+        return cls(make_sync_engine(database_url))
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def setup(self) -> None:
+        """Create the run tables if missing (create_schema usually did already)."""
+        tables = [RunRecord.__table__, AlertRecord.__table__, ApprovalRecord.__table__]
+        await self._call(Base.metadata.create_all, self.engine, tables=tables)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -177,91 +210,24 @@ class RunRepo:
 
         One transaction for the whole payload: when this returns, the alerts are durable.
         """
+        return await self._call(self._ingest, list(groups))
+
+    def _ingest(self, groups: list[tuple[str, list[Alert]]]) -> Ingested:
         result = Ingested()
-        async with self._intake_lock, self.sessions() as session, session.begin():
+        with self._intake_lock, self.engine.begin() as conn:
             for service, alerts in groups:
-                result.groups.append(await self._ingest_group(session, service, alerts))
+                result.groups.append(_ingest_group(conn, service, alerts))
         return result
-
-    async def _ingest_group(
-        self, session: AsyncSession, service: str, alerts: list[Alert]
-    ) -> GroupOutcome:
-        fresh: list[Alert] = []
-        seen_runs: list[str | None] = []
-        for alert in alerts:
-            key = (fingerprint_of(alert), alert.startsAt, alert.status)
-            if key in {(fingerprint_of(a), a.startsAt, a.status) for a in fresh}:
-                continue  # the same alert twice in one payload
-            earlier = (
-                await session.execute(
-                    select(AlertRecord.run_id).where(
-                        AlertRecord.fingerprint == key[0],
-                        AlertRecord.starts_at == key[1],
-                        AlertRecord.status == key[2],
-                    )
-                )
-            ).first()
-            if earlier is None:
-                fresh.append(alert)
-            else:
-                seen_runs.append(earlier[0])
-        if not fresh:
-            run_id = next((r for r in seen_runs if r), None)
-            return GroupOutcome(service, run_id, True, ignored=0 if run_id else len(alerts))
-        run = await self._open_run(session, service)
-        created = False
-        if run is None and any(a.status == "firing" for a in fresh):
-            run = self._new_run(service)
-            session.add(run)
-            created = True
-        run_id = run.run_id if run is not None else None
-        stamp = now_iso()
-        for alert in fresh:
-            session.add(
-                AlertRecord(
-                    run_id=run_id,
-                    service=service,
-                    fingerprint=fingerprint_of(alert),
-                    starts_at=alert.startsAt,
-                    status=alert.status,
-                    alertname=alert.alertname,
-                    labels=alert.labels,
-                    annotations=alert.annotations,
-                    received_at=stamp,
-                )
-            )
-        if run is None:
-            return GroupOutcome(service, None, False, ignored=len(fresh))
-        joined_resolved = not created and any(a.status == "resolved" for a in fresh)
-        if not created:
-            run.updated_at = stamp
-        return GroupOutcome(service, run_id, False, created, joined_resolved)
-
-    @staticmethod
-    async def _open_run(session: AsyncSession, service: str) -> RunRecord | None:
-        query = select(RunRecord).where(
-            RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)
-        )
-        return (await session.execute(query)).scalars().first()
-
-    @staticmethod
-    def _new_run(service: str) -> RunRecord:
-        stamp = now_iso()
-        return RunRecord(
-            run_id=str(uuid.uuid4()),
-            incident_id=f"inc-{uuid.uuid4().hex[:16]}",
-            service=service,
-            status=QUEUED,
-            created_at=stamp,
-            updated_at=stamp,
-        )
 
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, run_id: str) -> RunRecord | None:
-        async with self.sessions() as session:
+        return await self._call(self._get, run_id)
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        with self.sessions() as session:
             query = select(RunRecord).where(RunRecord.run_id == run_id)
-            return (await session.execute(query)).scalars().first()
+            return session.execute(query).scalars().first()
 
     async def page(
         self,
@@ -279,26 +245,27 @@ class RunRepo:
             query = query.where(RunRecord.service == service)
         if cursor is not None:
             query = query.where(RunRecord.seq < cursor)
-        async with self.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
+        rows = await self._call(self._rows, query)
         more = len(rows) > limit
         rows = rows[:limit]
         return RunPage(rows, str(rows[-1].seq) if more and rows else None)
 
+    def _rows(self, query: Any) -> list[Any]:
+        with self.sessions() as session:
+            return list(session.execute(query).scalars())
+
     async def with_status(self, *statuses: str) -> list[RunRecord]:
-        async with self.sessions() as session:
-            query = select(RunRecord).where(RunRecord.status.in_(statuses)).order_by(RunRecord.seq)
-            return list((await session.execute(query)).scalars())
+        query = select(RunRecord).where(RunRecord.status.in_(statuses)).order_by(RunRecord.seq)
+        return await self._call(self._rows, query)
 
     async def alerts_of(self, run_ids: Iterable[str]) -> dict[str, list[AlertRecord]]:
         ids = list(run_ids)
         found: dict[str, list[AlertRecord]] = {r: [] for r in ids}
         if not ids:
             return found
-        async with self.sessions() as session:
-            query = select(AlertRecord).where(AlertRecord.run_id.in_(ids)).order_by(AlertRecord.id)
-            for row in (await session.execute(query)).scalars():
-                found[str(row.run_id)].append(row)
+        query = select(AlertRecord).where(AlertRecord.run_id.in_(ids)).order_by(AlertRecord.id)
+        for row in await self._call(self._rows, query):
+            found[str(row.run_id)].append(row)
         return found
 
     async def current_alerts(self, run_id: str) -> list[Alert]:
@@ -316,34 +283,33 @@ class RunRepo:
         return bool(current) and all(a.status == "resolved" for a in current)
 
     async def decisions(self, run_id: str) -> list[ApprovalRecord]:
-        async with self.sessions() as session:
-            query = (
-                select(ApprovalRecord)
-                .where(ApprovalRecord.run_id == run_id)
-                .order_by(ApprovalRecord.id)
-            )
-            return list((await session.execute(query)).scalars())
+        query = (
+            select(ApprovalRecord)
+            .where(ApprovalRecord.run_id == run_id)
+            .order_by(ApprovalRecord.id)
+        )
+        return await self._call(self._rows, query)
 
     async def counts(self) -> dict[str, int]:
-        async with self.sessions() as session:
+        return await self._call(self._counts)
+
+    def _counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
             query = select(RunRecord.status, func.count()).group_by(RunRecord.status)
-            rows = (await session.execute(query)).all()
+            rows = conn.execute(query).all()
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({str(s): int(n) for s, n in rows})
         return counts
 
     async def count_alerts(self) -> int:
-        async with self.sessions() as session:
-            return int((await session.execute(select(func.count(AlertRecord.id)))).scalar_one())
-
-    async def recent_actions(self, limit: int = 50) -> list[LedgerEntry]:
-        async with self.sessions() as session:
-            query = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit)
-            return list((await session.execute(query)).scalars())
+        return await self._call(self._scalar, select(func.count(AlertRecord.id)))
 
     async def ping(self) -> None:
-        async with self.sessions() as session:
-            await session.execute(select(1))
+        await self._call(self._scalar, select(1))
+
+    def _scalar(self, query: Any) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     # -- state changes ----------------------------------------------------------------------
 
@@ -371,15 +337,20 @@ class RunRepo:
         query = update(RunRecord).where(RunRecord.run_id == run_id).values(**values)
         if only_from is not None:
             query = query.where(RunRecord.status.in_(only_from))
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(query)
-        return _rowcount(result) == 1
+        return await self._call(self._update_one, query)
+
+    def _update_one(self, query: Any) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
 
     async def claim_decision(self, run_id: str, decision: dict[str, Any]) -> bool:
         """Move a waiting run to running with `decision`, atomically: exactly one caller wins.
 
         The winner's decision is recorded in the same transaction.
         """
+        return await self._call(self._claim, run_id, decision)
+
+    def _claim(self, run_id: str, decision: dict[str, Any]) -> bool:
         stamp = now_iso()
         query = (
             update(RunRecord)
@@ -388,11 +359,11 @@ class RunRepo:
                 status=RUNNING, updated_at=stamp, awaiting_since=None, pending_decision=decision
             )
         )
-        async with self.sessions() as session, session.begin():
-            if _rowcount(await session.execute(query)) != 1:
+        with self.engine.begin() as conn:
+            if conn.execute(query).rowcount != 1:
                 return False
-            session.add(
-                ApprovalRecord(
+            conn.execute(
+                insert(ApprovalRecord).values(
                     run_id=run_id,
                     decision=str(decision.get("decision", "")),
                     approver=str(decision.get("approver") or "")[:200],
@@ -403,5 +374,97 @@ class RunRepo:
         return True
 
 
-def _rowcount(result: Any) -> int:
-    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupOutcome:
+    fresh: list[Alert] = []
+    keys: set[tuple[str, str, str]] = set()
+    seen_runs: list[str | None] = []
+    for alert in alerts:
+        key = (fingerprint_of(alert), alert.startsAt, alert.status)
+        if key in keys:
+            continue  # the same alert twice in one payload
+        keys.add(key)
+        earlier = conn.execute(
+            select(AlertRecord.run_id).where(
+                AlertRecord.fingerprint == key[0],
+                AlertRecord.starts_at == key[1],
+                AlertRecord.status == key[2],
+            )
+        ).first()
+        if earlier is None:
+            fresh.append(alert)
+        else:
+            seen_runs.append(earlier[0])
+    if not fresh:
+        earlier_run = next((r for r in seen_runs if r), None)
+        return GroupOutcome(service, earlier_run, True, ignored=0 if earlier_run else len(alerts))
+    stamp = now_iso()
+    open_run = conn.execute(
+        select(RunRecord.run_id).where(
+            RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)
+        )
+    ).first()
+    run_id: str | None = open_run[0] if open_run else None
+    created = False
+    if run_id is None and any(a.status == "firing" for a in fresh):
+        run_id, created = str(uuid.uuid4()), True
+        conn.execute(
+            insert(RunRecord).values(
+                run_id=run_id,
+                incident_id=f"inc-{uuid.uuid4().hex[:16]}",
+                service=service,
+                status=QUEUED,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+    elif run_id is not None:
+        conn.execute(update(RunRecord).where(RunRecord.run_id == run_id).values(updated_at=stamp))
+    conn.execute(
+        insert(AlertRecord),
+        [
+            {
+                "run_id": run_id,
+                "service": service,
+                "fingerprint": fingerprint_of(a),
+                "starts_at": a.startsAt,
+                "status": a.status,
+                "alertname": a.alertname,
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "received_at": stamp,
+            }
+            for a in fresh
+        ],
+    )
+    if run_id is None:
+        return GroupOutcome(service, None, False, ignored=len(fresh))
+    joined_resolved = not created and any(a.status == "resolved" for a in fresh)
+    return GroupOutcome(service, run_id, False, created, joined_resolved)
+
+
+def make_sync_engine(database_url: str) -> Engine:
+    """A synchronous engine on DATABASE_URL, with the same SQLite settings as the async one."""
+    url = sqlalchemy_url(database_url).replace("sqlite+aiosqlite", "sqlite", 1)
+    if url == "sqlite://":
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+async def recent_actions(engine: AsyncEngine, limit: int = 50) -> list[LedgerEntry]:
+    """The last steps of the action ledger (the store's table, on the store's engine)."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as session:
+        query = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit)
+        return list((await session.execute(query)).scalars())

@@ -38,6 +38,11 @@ def describe(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
 async def webhook_alerts(
     request: Request, svc: Annotated[Services, Depends(services)]
 ) -> JSONResponse:
+    with svc.manager.pressure.request():  # graph runs step back while alerts arrive
+        return await _accept(request, svc)
+
+
+async def _accept(request: Request, svc: Services) -> JSONResponse:
     body = await request.body()
     try:
         data: Any = json.loads(body)

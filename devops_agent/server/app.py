@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -71,7 +72,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     async with open_agent(AgentContext.from_settings(settings)) as agent:
-        repo = RunRepo(agent.ctx.store.engine)
+        repo = RunRepo.from_url(settings.resolved_database_url)
+        await repo.setup()
         hub = EventHub()
         base = public_url(settings)
         manager = RunManager(
@@ -92,12 +94,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ).inc(),
         )
         app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
+        manager.launch()
         recovered = await manager.recover()
         if recovered:
             log.info("recovered %d run(s) from the last checkpoint", recovered)
         sweeper = asyncio.create_task(_sweep(manager, settings.approval_timeout), name="sweeper")
         if monitor.targets:
             monitor.start()
+        # The modules and objects built so far live as long as the process: moving them out of
+        # the collector's reach turns 60 ms full collections (a webhook's p99) into short ones.
+        gc.collect()
+        gc.freeze()
         log.info("serving on %s (reasoner %s)", base, agent.ctx.reasoner.name)
         try:
             yield
@@ -107,6 +114,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await sweeper
             await monitor.stop()
             await manager.shutdown()
+            await repo.close()
             app.state.services = None
 
 

@@ -1,17 +1,23 @@
-"""The run manager: graph runs as background tasks, bounded, one writer per run, recoverable.
+"""The run manager: graph runs as background work, bounded, one writer per run, recoverable.
 
-Tasks belong to the manager, not to a request, so no client can cancel a run. A semaphore bounds
-how many runs execute at once (a run waiting for approval holds no slot); a lock per run makes
-sure only one task writes a LangGraph thread at a time (two writers would fork its history).
-Every decision (approve, reject, expired, superseded) first wins a conditional UPDATE on the
-runs table, so exactly one decision is handed to the graph.
+Work belongs to the manager, not to a request, so no client can cancel a run. MAX_CONCURRENT_RUNS
+workers take work from a priority queue: decisions first (a person is waiting), then recovered
+runs, then new runs; a run waiting for approval holds no worker. While alerts are arriving, only
+one worker runs: the webhook's 202 comes before the graph's work, which the queue keeps (the
+runs table is the durable copy of it). A lock per run makes sure only one worker writes a
+LangGraph thread at a time (two writers would fork its history). Every decision (approve,
+reject, expired, superseded) first wins a conditional UPDATE on the runs table, so exactly one
+decision is handed to the graph.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,12 +37,55 @@ from devops_agent.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+PRIORITY = {"decision": 0, "recover": 1, "start": 2}
+QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
+
 ACTED = ("succeeded", "failed")
 SUPERSEDED = {
     "decision": "superseded",
     "approver": "alertmanager",
     "comment": "every alert of the run was resolved before the agent acted",
 }
+
+
+class Pressure:
+    """Whether alerts are arriving: requests in flight, or one that ended moments ago."""
+
+    def __init__(self, quiet: float = QUIET_SECONDS):
+        self.quiet = quiet
+        self.inflight = 0
+        self.last = 0.0
+        self._calm = asyncio.Event()
+        self._calm.set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        self.inflight += 1
+        self._calm.clear()
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+            self.last = time.monotonic()
+            if self.inflight == 0 and self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self.quiet, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        if self.inflight:
+            return  # the last request to end arms the timer again
+        remaining = self.last + self.quiet - time.monotonic()
+        if remaining > 0:
+            self._timer = asyncio.get_running_loop().call_later(remaining, self._check)
+        else:
+            self._calm.set()
+
+    def busy(self) -> bool:
+        return not self._calm.is_set()
+
+    async def calm(self) -> None:
+        await self._calm.wait()
 
 
 class RunManager:
@@ -58,10 +107,20 @@ class RunManager:
         self.metrics = metrics
         self.max_concurrent = max_concurrent
         self.resume_url = resume_url
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self.pressure = Pressure()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str, str]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._workers: list[asyncio.Task[None]] = []
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.executing: set[str] = set()
+
+    def launch(self) -> None:
+        """Start the workers (inside the running event loop)."""
+        self._workers = [
+            asyncio.create_task(self._worker(i), name=f"run-worker-{i}")
+            for i in range(self.max_concurrent)
+        ]
 
     # -- what the routes call ---------------------------------------------------------------
 
@@ -121,30 +180,41 @@ class RunManager:
         return expired
 
     @property
-    def pending_tasks(self) -> int:
-        return len(self._tasks)
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     async def shutdown(self) -> None:
-        """Cancel the tasks; their runs stay `running` and are recovered at the next start."""
-        for task in list(self._tasks):
+        """Cancel the work; its runs stay `running` or `queued` and are recovered at next start."""
+        for task in [*self._workers, *self._tasks]:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._tasks, return_exceptions=True)
+        self._workers = []
 
     async def idle(self) -> None:
-        """Wait until no task is left (tests and benchmarks)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until no work is left (tests and benchmarks)."""
+        await self._queue.join()
 
-    # -- the tasks --------------------------------------------------------------------------
+    # -- the work ---------------------------------------------------------------------------
 
     def _spawn(self, run_id: str, kind: str) -> None:
-        task = asyncio.create_task(self._drive(run_id, kind), name=f"run:{run_id}:{kind}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._queue.put_nowait((PRIORITY[kind], next(self._order), run_id, kind))
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            if index > 0:
+                await self.pressure.calm()
+            _, _, run_id, kind = await self._queue.get()
+            try:
+                await self._drive(run_id, kind)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # _drive records failures; this only keeps the worker alive
+                log.exception("worker %d: run %s", index, run_id)
+            finally:
+                self._queue.task_done()
 
     async def _drive(self, run_id: str, kind: str) -> None:
-        async with self._slots, self._lock(run_id):
+        async with self._lock(run_id):
             self.executing.add(run_id)
             try:
                 row = await self.repo.get(run_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import docker
 import pytest
 
-from tests.server.conftest import Server, alert_payload, starts
+from tests.server.conftest import DEADLINE, Server, alert_payload, starts
 from tests.support.containers import Lab, container_state, wait_probe
 
 pytestmark = pytest.mark.docker
@@ -73,10 +77,36 @@ def test_sigkill_right_after_the_decision_keeps_it(
     assert container_state(docker_client, app.name)["Running"]
 
 
+class Receiver(ThreadingHTTPServer):
+    """A Slack-compatible webhook receiver that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                outer.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
 def test_approval_timeout_escalates_as_expired(
     make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
 ) -> None:
-    server = make_server(APPROVAL_TIMEOUT="2")
+    receiver = Receiver()
+    server = make_server(APPROVAL_TIMEOUT="2", NOTIFY_WEBHOOK_URL=receiver.url)
     app = lab.crashed()
     run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
     run = server.wait_status(run_id, "completed", "failed")
@@ -86,3 +116,13 @@ def test_approval_timeout_escalates_as_expired(
     assert run["actions"] == []
     assert container_state(docker_client, app.name)["Status"] == "exited"
     assert server.resume(run_id, "approve").status_code == 409
+
+    deadline = time.monotonic() + DEADLINE
+    while len(receiver.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    receiver.shutdown()
+    asking, escalated = receiver.received[:2]
+    assert asking["kind"] == "approval_request" and asking["run_id"] == run_id
+    assert asking["resume_url"] == f"{server.url}/runs/{run_id}/resume"
+    assert app.name in asking["text"] and "restart_service" in asking["text"]
+    assert escalated["run_id"] == run_id and escalated["outcome"] == "escalated"
