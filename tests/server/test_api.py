@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -257,8 +261,8 @@ def test_seed_endpoints(server: Server) -> None:
     assert "/webhook/alerts" in server.get("/openapi.json").json()["paths"]
 
 
-def test_generated_token_file(make_server: object) -> None:
-    srv = make_server(AGENT_API_TOKEN="")  # type: ignore[operator]
+def test_generated_token_file(make_server: Callable[..., Server]) -> None:
+    srv = make_server(AGENT_API_TOKEN="")
     token_file = srv.data_dir / "api-token"
     token = token_file.read_text().strip()
     assert len(token) >= 32 and stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
@@ -269,3 +273,27 @@ def test_generated_token_file(make_server: object) -> None:
     srv.stop()
     srv.start()  # the same token is read back, not regenerated
     assert token_file.read_text().strip() == token
+
+
+def test_production_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    srv = Server(tmp_path, env={"ENVIRONMENT": "production", "AGENT_API_TOKEN": ""})
+    proc = subprocess.run(
+        [sys.executable, "-m", "devops_agent", "serve"],
+        cwd=tmp_path,
+        env=srv.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "AGENT_API_TOKEN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data" / "api-token").exists()
+
+
+def test_sigterm_stops_cleanly(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    srv.stop()
+    # uvicorn re-raises the signal once shut down: the conventional exit status of SIGTERM.
+    assert srv.proc is not None and srv.proc.returncode in (0, -15)
+    assert "Application shutdown complete" in srv.logs()
+    assert "Traceback" not in srv.logs()
