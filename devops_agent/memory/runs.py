@@ -282,14 +282,6 @@ class RunRepo:
         current = await self.current_alerts(run_id)
         return bool(current) and all(a.status == "resolved" for a in current)
 
-    async def decisions(self, run_id: str) -> list[ApprovalRecord]:
-        query = (
-            select(ApprovalRecord)
-            .where(ApprovalRecord.run_id == run_id)
-            .order_by(ApprovalRecord.id)
-        )
-        return await self._call(self._rows, query)
-
     async def counts(self) -> dict[str, int]:
         return await self._call(self._counts)
 
@@ -300,9 +292,6 @@ class RunRepo:
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({str(s): int(n) for s, n in rows})
         return counts
-
-    async def count_alerts(self) -> int:
-        return await self._call(self._scalar, select(func.count(AlertRecord.id)))
 
     async def ping(self) -> None:
         await self._call(self._scalar, select(1))
