@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -210,7 +211,8 @@ def start(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> subproce
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise SystemExit(f"{cmd} did not start")
+    proc.kill()
+    raise SystemExit(f"{cmd} did not start: see {log.name}")
 
 
 def drain(port: int) -> float:
@@ -255,13 +257,16 @@ def main() -> None:
         INFRA_BACKEND=args.backend,
     )
     python = sys.executable
-    agent = start([python, "-m", "devops_agent", "serve"], env, workdir, agent_port)
-    bare = start(
-        [python, __file__, "--bare", str(bare_port), str(db_path)], env, workdir, bare_port
-    )
     agent_url = f"http://127.0.0.1:{agent_port}/webhook/alerts"
     bare_url = f"http://127.0.0.1:{bare_port}/bare"
+    started: list[subprocess.Popen[bytes]] = []
     try:
+        started.append(start([python, "-m", "devops_agent", "serve"], env, workdir, agent_port))
+        started.append(
+            start(
+                [python, __file__, "--bare", str(bare_port), str(db_path)], env, workdir, bare_port
+            )
+        )
         print(
             f"webhook load: {args.requests} requests, {args.clients} clients; "
             f"{args.rate:g}/s for {args.seconds:g}s; backend {args.backend}; SQLite {db_path}"
@@ -292,9 +297,11 @@ def main() -> None:
             f"{'none lost' if stored == accepted else 'LOST ' + str(accepted - stored)}"
         )
     finally:
-        for proc in (agent, bare):
+        for proc in started:
             proc.terminate()
             proc.wait(timeout=30)
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(workdir, ignore_errors=True)  # kept, with its logs, when it failed
 
 
 if __name__ == "__main__":
