@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -102,6 +104,16 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url
 
 
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL (readers never block the writer), a busy timeout, and synchronous=NORMAL: a commit
+    survives a killed process; only a power loss may take the last ones."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def make_engine(database_url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so the checkpointer can share the file."""
     url = sqlalchemy_url(database_url)
@@ -111,15 +123,7 @@ def make_engine(database_url: str) -> AsyncEngine:
         )
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
 
