@@ -46,6 +46,7 @@ EXAMPLES: dict[str, str] = {
     "breaker_failures": "3",
     "breaker_cooldown": "3600",
     "execute_command_allowlist": "nginx -s reload;redis-cli ping",
+    "prometheus_url": "http://127.0.0.1:9090",
 }
 
 
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     target_services: str = ""
     market_predictor_url: str | None = None
     notify_webhook_url: str | None = None
+    prometheus_url: str | None = Field(None, pattern=r"^https?://")
 
     max_concurrent_runs: int = Field(8, ge=1, le=1000)
     dry_run: bool = False

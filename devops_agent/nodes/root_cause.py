@@ -9,6 +9,7 @@ from typing import Any
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import investigation, target_of
 from devops_agent.state import Evidence, IncidentState
+from devops_agent.tools.prometheus import service_evidence
 from devops_agent.tools.registry import OperationResult
 
 # host:port, or "to/host/upstream/dependency <name>" in an error line. Linear, anchored on words.
@@ -70,20 +71,31 @@ async def _dependencies(
     return evidence
 
 
+async def _prometheus(url: str | None, service: str) -> list[dict[str, Any]]:
+    """PROMETHEUS_URL's view of the target (ok=False when it cannot answer), or nothing."""
+    if not url:
+        return []
+    return [(await service_evidence(url, service)).model_dump(mode="json")]
+
+
 async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     target = target_of(state)
     assert target is not None, "triage routes only resolved targets here"
     target = (
         await ctx.registry.backend.resolve([target.name]) or target
     )  # replicas may have changed
-    results = await asyncio.gather(
-        ctx.registry.run("health_check", {"target": target.name}),
-        ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
-        ctx.registry.run("check_resources", {"target": target.name}),
+    results, metrics = await asyncio.gather(
+        asyncio.gather(
+            ctx.registry.run("health_check", {"target": target.name}),
+            ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
+            ctx.registry.run("check_resources", {"target": target.name}),
+        ),
+        _prometheus(ctx.settings.prometheus_url, target.name),
     )
     evidence = [_evidence(r) for r in results]
     errors = results[1].data.get("error_lines", []) if results[1].ok else []
     evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
+    evidence += metrics
     target_dump = target.model_dump(mode="json")
     case = investigation(
         {**state, "evidence": evidence, "target": target_dump}, ctx.settings.max_replicas

@@ -25,11 +25,10 @@ from devops_agent.runner import open_agent
 from devops_agent.server import api_ops, api_runs, api_webhook
 from devops_agent.server.auth import AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
-from devops_agent.server.events import EventHub
 from devops_agent.server.intake import Intake
 from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.manager import RunManager
-from devops_agent.server.metrics import Metrics
+from devops_agent.server.metrics import MeteredHub, Metrics
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENT_RUNS = 8
@@ -74,7 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_agent(AgentContext.from_settings(settings)) as agent:
         repo = RunRepo.from_url(settings.resolved_database_url)
         await repo.setup()
-        hub = EventHub()
+        hub = MeteredHub(metrics, repo)  # an EventHub that also counts run metrics
         base = public_url(settings)
         manager = RunManager(
             agent,
@@ -144,6 +143,7 @@ class HttpMetricsMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route=route, method=scope["method"], code=str(code)).inc()
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+            self.metrics.observe_request(route, code)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
