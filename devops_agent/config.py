@@ -46,6 +46,8 @@ EXAMPLES: dict[str, str] = {
     "breaker_failures": "3",
     "breaker_cooldown": "3600",
     "execute_command_allowlist": "nginx -s reload;redis-cli ping",
+    "run_lease_seconds": "30",
+    "checkpoint_retention": "604800",
     "prometheus_url": "http://127.0.0.1:9090",
 }
 
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     prometheus_url: str | None = Field(None, pattern=r"^https?://")
 
     max_concurrent_runs: int = Field(8, ge=1, le=1000)
+    # Several replicas on one PostgreSQL: a replica holds a run for this long, renewing it while
+    # it works; when it dies, another takes the run over once the lease has run out.
+    run_lease_seconds: float = Field(30, gt=0, le=3600)
+    # Seconds after a run finished before its checkpoints are deleted (its records stay).
+    checkpoint_retention: float = Field(7 * 24 * 3600, gt=0)
     dry_run: bool = False
     policy_file: Path | None = None
     max_actions_per_service_per_hour: int = Field(3, ge=0)

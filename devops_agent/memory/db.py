@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event, text
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -128,11 +128,13 @@ def make_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-SCHEMA_LOCK = 72_410_002  # pg_advisory_xact_lock key: replicas starting together take turns
-
-
 async def create_schema(engine: AsyncEngine) -> None:
+    """Bring the schema to the latest migration (devops_agent.migrations; idempotent, and under
+    an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all."""
+    from devops_agent.migrations import upgrade
+
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        await conn.run_sync(Base.metadata.create_all)
+        if engine.url.database in (None, "", ":memory:"):
+            await conn.run_sync(Base.metadata.create_all)
+        else:
+            await conn.run_sync(upgrade)

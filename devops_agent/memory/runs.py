@@ -5,6 +5,12 @@ are part of `Base.metadata`. Every state change that two actors may race on (two
 approver and the timeout sweeper, an approver and a resolved alert) is one conditional UPDATE,
 so exactly one of them wins, in one process or several.
 
+Several replicas share one PostgreSQL: a run is executed by the replica whose `owner` it holds,
+until `lease_until` (database time). Claims are conditional UPDATEs (one run) or
+`SELECT ... FOR UPDATE SKIP LOCKED` (a batch of claimable runs), so two replicas never hold the
+same run and never wait for each other; the holder renews its leases while it works, and when it
+dies its runs become claimable once the lease has run out.
+
 The queries run on a synchronous engine in a worker thread of their own: the webhook's
 transaction (a few statements) then costs one hop off the event loop instead of one per
 statement, which keeps intake fast while graph runs share the loop.
@@ -21,26 +27,30 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     Connection,
+    DateTime,
     Engine,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -79,6 +89,7 @@ class RunRecord(Base):
             sqlite_where=_OPEN_SQL,
             postgresql_where=_OPEN_SQL,
         ),
+        Index("ix_runs_finished_unpruned", "status", "updated_at"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -94,6 +105,11 @@ class RunRecord(Base):
     # A decision claimed by the conditional UPDATE but not yet handed to the graph: survives a
     # crash between the 202 and the resume, so the decision is not lost.
     pending_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The replica executing the run, and until when (database time) it holds it.
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # When retention deleted the run's checkpoints (the run and its incident record stay).
+    pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class AlertRecord(Base):
@@ -159,6 +175,10 @@ class GroupOutcome:
     ignored: int = 0
 
 
+FINISHED = (COMPLETED, FAILED)
+INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
+
+
 @dataclass
 class RunPage:
     runs: list[RunRecord]
@@ -185,6 +205,7 @@ class RunRepo:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="runs-db")
         # Serialises intake in this process; the unique constraints guard across processes.
         self._intake_lock = threading.Lock()
+        self.postgres = engine.dialect.name == "postgresql"
 
     @classmethod
     def from_url(cls, database_url: str) -> RunRepo:
@@ -195,9 +216,19 @@ class RunRepo:
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     async def setup(self) -> None:
-        """Create the run tables if missing (create_schema usually did already)."""
-        tables = [RunRecord.__table__, AlertRecord.__table__, ApprovalRecord.__table__]
-        await self._call(Base.metadata.create_all, self.engine, tables=tables)
+        """Bring the schema up to date (the store usually did already; migrations are idempotent)."""
+        await self._call(self._setup)
+
+    def _setup(self) -> None:
+        if self.engine.url.database in (None, "", ":memory:"):
+            # memory:// (one engine, one private database): no migration history to keep.
+            names = ("runs", "alerts", "approval_decisions")
+            Base.metadata.create_all(self.engine, tables=[Base.metadata.tables[n] for n in names])
+            return
+        from devops_agent.migrations import upgrade
+
+        with self.engine.begin() as conn:
+            upgrade(conn)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -213,11 +244,20 @@ class RunRepo:
         return await self._call(self._ingest, list(groups))
 
     def _ingest(self, groups: list[tuple[str, list[Alert]]]) -> Ingested:
-        result = Ingested()
-        with self._intake_lock, self.engine.begin() as conn:
-            for service, alerts in groups:
-                result.groups.append(_ingest_group(conn, service, alerts))
-        return result
+        with self._intake_lock:
+            for tries_left in range(INTAKE_TRIES - 1, -1, -1):
+                result = Ingested()
+                try:
+                    with self.engine.begin() as conn:
+                        for service, alerts in groups:
+                            result.groups.append(_ingest_group(conn, service, alerts))
+                    return result
+                except IntegrityError:
+                    # Another replica stored one of these alerts (or opened the service's run)
+                    # at the same moment: its transaction has committed, so a retry dedupes.
+                    if not tries_left:
+                        raise
+        raise AssertionError("unreachable")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -312,8 +352,12 @@ class RunRepo:
         error: str | None = None,
         awaiting_since: str | None = None,
         clear_decision: bool = False,
+        owner: str | None = None,
     ) -> bool:
-        """Set a run's status (only from `only_from` when given); whether a row changed."""
+        """Set a run's status (only from `only_from`, only while `owner` holds it, when given).
+
+        A run that stops running (waiting, completed, failed) is released: no replica holds it.
+        """
         values: dict[str, Any] = {
             "status": status,
             "updated_at": now_iso(),
@@ -323,29 +367,47 @@ class RunRepo:
         }
         if clear_decision:
             values["pending_decision"] = None
+        if status not in (QUEUED, RUNNING):
+            values.update(owner=None, lease_until=None)
         query = update(RunRecord).where(RunRecord.run_id == run_id).values(**values)
         if only_from is not None:
             query = query.where(RunRecord.status.in_(only_from))
+        if owner is not None:
+            query = query.where(RunRecord.owner == owner)
         return await self._call(self._update_one, query)
 
     def _update_one(self, query: Any) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
-    async def claim_decision(self, run_id: str, decision: dict[str, Any]) -> bool:
+    async def claim_decision(
+        self,
+        run_id: str,
+        decision: dict[str, Any],
+        owner: str | None = None,
+        lease: float = 30.0,
+    ) -> bool:
         """Move a waiting run to running with `decision`, atomically: exactly one caller wins.
 
-        The winner's decision is recorded in the same transaction.
+        The winner's decision is recorded in the same transaction, and the winner (`owner`)
+        holds the run for `lease` seconds: it continues the run itself.
         """
-        return await self._call(self._claim, run_id, decision)
+        return await self._call(self._claim, run_id, decision, owner, lease)
 
-    def _claim(self, run_id: str, decision: dict[str, Any]) -> bool:
+    def _claim(
+        self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
+    ) -> bool:
         stamp = now_iso()
         query = (
             update(RunRecord)
             .where(RunRecord.run_id == run_id, RunRecord.status == AWAITING)
             .values(
-                status=RUNNING, updated_at=stamp, awaiting_since=None, pending_decision=decision
+                status=RUNNING,
+                updated_at=stamp,
+                awaiting_since=None,
+                pending_decision=decision,
+                owner=owner,
+                lease_until=self._lease_end(lease) if owner else None,
             )
         )
         with self.engine.begin() as conn:
@@ -361,6 +423,123 @@ class RunRepo:
                 )
             )
         return True
+
+    # -- ownership: which replica executes a run ---------------------------------------------
+
+    def _db_now(self) -> Any:
+        """Now on the database's clock (PostgreSQL), so replicas' clocks never matter."""
+        if self.postgres:
+            return func.now()
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def _lease_end(self, seconds: float) -> Any:
+        if self.postgres:
+            return func.now() + timedelta(seconds=seconds)
+        return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=seconds)
+
+    def _claimable(self) -> Any:
+        """Open, not waiting for a person, and held by nobody (or by a replica whose lease ran out)."""
+        return (
+            RunRecord.status.in_((QUEUED, RUNNING)),
+            or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
+        )
+
+    async def claim(self, run_id: str, owner: str, lease: float) -> bool:
+        """Hold one run for `lease` seconds: True when it is ours now (or was already)."""
+        return await self._call(self._claim_one, run_id, owner, lease)
+
+    def _claim_one(self, run_id: str, owner: str, lease: float) -> bool:
+        status, free = self._claimable()
+        query = (
+            update(RunRecord)
+            .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
+            .values(owner=owner, lease_until=self._lease_end(lease))
+        )
+        return self._update_one(query)
+
+    async def claim_batch(self, owner: str, lease: float, limit: int) -> list[str]:
+        """Hold up to `limit` claimable runs: runs with a decision first, then taken-over runs,
+        then queued ones. Rows another replica is claiming right now are skipped, not waited for."""
+        if limit <= 0:
+            return []
+        return await self._call(self._claim_batch, owner, lease, limit)
+
+    def _claim_batch(self, owner: str, lease: float, limit: int) -> list[str]:
+        first = case((RunRecord.status == RUNNING, 0), else_=1)
+        query = (
+            select(RunRecord.run_id)
+            .where(*self._claimable())
+            .order_by(first, RunRecord.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            ids = [str(r[0]) for r in conn.execute(query)]
+            if ids:
+                conn.execute(
+                    update(RunRecord)
+                    .where(RunRecord.run_id.in_(ids))
+                    .values(owner=owner, lease_until=self._lease_end(lease))
+                )
+        return ids
+
+    async def renew(self, owner: str, run_ids: Iterable[str], lease: float) -> set[str]:
+        """Extend the leases `owner` still holds; the ids it still holds."""
+        ids = list(run_ids)
+        if not ids:
+            return set()
+        return await self._call(self._renew, owner, ids, lease)
+
+    def _renew(self, owner: str, ids: list[str], lease: float) -> set[str]:
+        query = (
+            update(RunRecord)
+            .where(RunRecord.owner == owner, RunRecord.run_id.in_(ids))
+            .values(lease_until=self._lease_end(lease))
+            .returning(RunRecord.run_id)
+        )
+        with self.engine.begin() as conn:
+            return {str(r[0]) for r in conn.execute(query)}
+
+    async def release(self, owner: str | None = None, run_ids: Iterable[str] | None = None) -> int:
+        """Let other replicas take runs at once (on shutdown); `owner=None`: every run."""
+        query = update(RunRecord).where(RunRecord.owner.is_not(None))
+        if owner is not None:
+            query = query.where(RunRecord.owner == owner)
+        if run_ids is not None:
+            query = query.where(RunRecord.run_id.in_(list(run_ids)))
+        return await self._call(self._update_many, query.values(owner=None, lease_until=None))
+
+    def _update_many(self, query: Any) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount)
+
+    # -- retention --------------------------------------------------------------------------
+
+    async def prunable(self, finished_before: str, limit: int) -> list[str]:
+        """Finished runs, last changed before `finished_before`, whose checkpoints remain."""
+        query = (
+            select(RunRecord.run_id)
+            .where(
+                RunRecord.status.in_(FINISHED),
+                RunRecord.updated_at < finished_before,
+                RunRecord.pruned_at.is_(None),
+            )
+            .order_by(RunRecord.seq)
+            .limit(limit)
+        )
+        return [str(r) for r in await self._call(self._scalars, query)]
+
+    def _scalars(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    async def mark_pruned(self, run_ids: Iterable[str]) -> int:
+        query = (
+            update(RunRecord)
+            .where(RunRecord.run_id.in_(list(run_ids)), RunRecord.pruned_at.is_(None))
+            .values(pruned_at=now_iso())
+        )
+        return await self._call(self._update_many, query)
 
 
 def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupOutcome:

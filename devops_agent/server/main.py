@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from devops_agent.config import Settings
+from devops_agent.memory.preflight import database_problem
 from devops_agent.server.app import create_app
 
 log = logging.getLogger("devops_agent")
@@ -20,6 +21,10 @@ def serve(settings: Settings) -> int:
     # httpx logs every request URL at INFO; a NOTIFY_WEBHOOK_URL carries its secret in the path.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    problem = database_problem(settings.resolved_database_url)
+    if problem:
+        log.error("cannot start: %s", problem)
+        return 1
     try:
         app = create_app(settings)
     except (OSError, ValueError) as exc:

@@ -8,6 +8,15 @@ runs table is the durable copy of it). A lock per run makes sure only one worker
 LangGraph thread at a time (two writers would fork its history). Every decision (approve,
 reject, expired, superseded) first wins a conditional UPDATE on the runs table, so exactly one
 decision is handed to the graph.
+
+Across replicas (several processes on one PostgreSQL), a replica executes a run only while it
+holds the run's lease in the runs table (`owner`, `lease_until`): it claims the run with a
+conditional UPDATE before driving it, a heartbeat renews its leases every third of
+RUN_LEASE_SECONDS, and a run it cannot renew is cancelled here before another replica may take it.
+An idle replica polls for claimable work every POLL_SECONDS (queued runs, runs with a stored
+decision, runs whose holder's lease ran out) with `FOR UPDATE SKIP LOCKED`, so whichever replica
+received the webhook or the resume, some replica picks the run up; a taken-over run continues
+from its last checkpoint, and the action ledger keeps a step from running twice.
 """
 
 from __future__ import annotations
@@ -15,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,11 +46,13 @@ from devops_agent.memory.runs import (
 from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
+from devops_agent.server.retention import Retention
 
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
+POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = ("succeeded", "failed")
 SUPERSEDED = {
@@ -114,13 +128,28 @@ class RunManager:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.executing: set[str] = set()
+        settings = agent.ctx.settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = float(settings.run_lease_seconds)
+        # Runs this replica holds: the task driving each one (None while it waits in the queue).
+        self._held: dict[str, asyncio.Task[None] | None] = {}
+        self._renewed = time.monotonic()
+        self.retention = Retention(repo, agent.checkpointer, settings.checkpoint_retention)
 
     def launch(self) -> None:
-        """Start the workers (inside the running event loop)."""
+        """Start the workers and the loops (inside the running event loop)."""
         self._workers = [
             asyncio.create_task(self._worker(i), name=f"run-worker-{i}")
             for i in range(self.max_concurrent)
         ]
+        for loop, name in (
+            (self._heartbeat, "lease-heartbeat"),
+            (self._poll, "claim-poller"),
+            (self.retention.loop, "retention"),
+        ):
+            task = asyncio.create_task(loop(), name=name)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- what the routes call ---------------------------------------------------------------
 
@@ -129,9 +158,14 @@ class RunManager:
         self._spawn(run_id, "start")
 
     async def decide(self, run_id: str, decision: dict[str, Any]) -> bool:
-        """Hand a decision to a waiting run; False when the run was not waiting (someone won)."""
-        if not await self.repo.claim_decision(run_id, decision):
+        """Hand a decision to a waiting run; False when the run was not waiting (someone won).
+
+        The winner stores the decision and holds the run in one UPDATE, then continues it here;
+        if this replica dies first, another one claims the run once the lease ran out.
+        """
+        if not await self.repo.claim_decision(run_id, decision, self.owner, self.lease):
             return False
+        self._held.setdefault(run_id, None)
         self.metrics.decisions.labels(decision=str(decision.get("decision"))).inc()
         self._spawn(run_id, "decision")
         return True
@@ -158,12 +192,15 @@ class RunManager:
             log.exception("could not check run %s for supersession", run_id)
 
     async def recover(self) -> int:
-        """Continue the runs that were queued or running when the process stopped."""
-        rows = await self.repo.with_status(QUEUED, RUNNING)
-        for row in rows:
-            log.info("recovering run %s (%s, %s)", row.run_id, row.service, row.status)
-            self._spawn(row.run_id, "recover")
-        return len(rows)
+        """Continue the runs that were queued or running when the process stopped.
+
+        SQLite is one process by design: whatever an earlier process held is free now. On
+        PostgreSQL other replicas may be executing runs: only unheld ones and expired leases
+        are taken now (the poller takes the rest as their leases run out).
+        """
+        if not self.repo.postgres:
+            await self.repo.release()
+        return await self._claim_free()
 
     async def expire_overdue(self, timeout: float) -> int:
         """Resume every run that has waited longer than `timeout` seconds with `expired`."""
@@ -184,11 +221,17 @@ class RunManager:
         return self._queue.qsize()
 
     async def shutdown(self) -> None:
-        """Cancel the work; its runs stay `running` or `queued` and are recovered at next start."""
-        for task in [*self._workers, *self._tasks]:
+        """Cancel the work; its runs stay `running` or `queued`, and are released so that
+        another replica (or this one's next start) continues them from their last checkpoint."""
+        tasks = [*self._workers, *self._tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers = []
+        try:
+            await self.repo.release(self.owner)
+        except Exception as exc:  # the leases then simply run out
+            log.warning("could not release this replica's runs: %s", type(exc).__name__)
 
     async def idle(self) -> None:
         """Wait until no work is left (tests and benchmarks)."""
@@ -214,33 +257,54 @@ class RunManager:
                 self._queue.task_done()
 
     async def _drive(self, run_id: str, kind: str) -> None:
+        """Hold the run (or leave it: another replica holds it), then drive it in a task that
+        the heartbeat cancels if the lease is lost."""
         async with self._lock(run_id):
-            self.executing.add(run_id)
+            if not await self.repo.claim(run_id, self.owner, self.lease):
+                self._held.pop(run_id, None)
+                return
+            task = asyncio.create_task(self._drive_held(run_id, kind), name=f"run:{run_id}")
+            self._held[run_id] = task
             try:
-                row = await self.repo.get(run_id)
-                if row is None:
-                    return
-                step = await self._first_step(row, kind)
-                if step is None:
-                    return
-                await step()
-                await self._settle(run_id)
+                await task
             except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("run %s failed", run_id)
-                message = f"{type(exc).__name__}: {exc}"[:2000]
-                await self.repo.mark(run_id, FAILED, error=message, clear_decision=True)
-                self.metrics.runs_finished.labels(outcome="failed").inc()
-                self.hub.publish(run_id, "end", {"status": FAILED, "error": message})
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # shutdown
+                log.warning("run %s: lease lost; left to the replica that holds it now", run_id)
             finally:
-                self.executing.discard(run_id)
+                self._held.pop(run_id, None)
+
+    async def _drive_held(self, run_id: str, kind: str) -> None:
+        """Feed the graph what the run needs next, then record where it stopped."""
+        self.executing.add(run_id)
+        try:
+            row = await self.repo.get(run_id)
+            if row is None:
+                return
+            step = await self._first_step(row, kind)
+            if step is None:
+                return
+            await step()
+            await self._settle(run_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("run %s failed", run_id)
+            message = f"{type(exc).__name__}: {exc}"[:2000]
+            await self.repo.mark(
+                run_id, FAILED, error=message, clear_decision=True, owner=self.owner
+            )
+            self.metrics.runs_finished.labels(outcome="failed").inc()
+            self.hub.publish(run_id, "end", {"status": FAILED, "error": message})
+        finally:
+            self.executing.discard(run_id)
 
     async def _first_step(self, row: RunRecord, kind: str) -> Callable[[], Awaitable[None]] | None:
         """What to feed the graph first, given the row's status and its last checkpoint."""
         run_id = row.run_id
         if row.status == QUEUED:
-            if not await self.repo.mark(run_id, RUNNING, only_from=[QUEUED]):
+            if not await self.repo.mark(run_id, RUNNING, only_from=[QUEUED], owner=self.owner):
                 return None
             self.metrics.runs_started.inc()
             if await self._has_checkpoint(run_id):
@@ -288,19 +352,26 @@ class RunManager:
             if request is None:
                 state = await self.agent.state(run_id)
                 outcome = state.get("outcome") or "escalated"
-                await self.repo.mark(run_id, COMPLETED, outcome=outcome, clear_decision=True)
+                await self.repo.mark(
+                    run_id, COMPLETED, outcome=outcome, clear_decision=True, owner=self.owner
+                )
                 self.metrics.runs_finished.labels(outcome=outcome).inc()
                 self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
                 return
             await self.repo.mark(
-                run_id, AWAITING, only_from=[RUNNING], awaiting_since=now_iso(), clear_decision=True
+                run_id,
+                AWAITING,
+                only_from=[RUNNING],
+                awaiting_since=now_iso(),
+                clear_decision=True,
+                owner=self.owner,
             )
             self.hub.publish(run_id, "status", {"status": AWAITING})
             # A resolution may have come in while the run was busy: close it now if so.
             if (
                 not await self._acted(run_id)
                 and await self.repo.all_resolved(run_id)
-                and await self.repo.claim_decision(run_id, dict(SUPERSEDED))
+                and await self.repo.claim_decision(run_id, dict(SUPERSEDED), self.owner, self.lease)
             ):
                 self.metrics.decisions.labels(decision="superseded").inc()
                 await self._supersede(run_id)
@@ -339,6 +410,61 @@ class RunManager:
 
     def _lock(self, run_id: str) -> _RunLock:
         return _RunLock(self._locks, run_id)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _claim_free(self) -> int:
+        """Claim as many claimable runs as this replica has idle workers for, and queue them."""
+        free = self.max_concurrent - len(self._held) - self._queue.qsize()
+        ids = await self.repo.claim_batch(self.owner, self.lease, free)
+        for run_id in ids:
+            log.info("claimed run %s", run_id)
+            self._held.setdefault(run_id, None)
+            self._spawn(run_id, "recover")
+        return len(ids)
+
+    async def _poll(self) -> None:
+        """Idle replicas look for work that nobody holds: this is how a webhook or a resume
+        received by one replica, or the runs of a replica that died, reach a free one."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            if self.pressure.busy():
+                continue  # alerts are arriving: intake first
+            try:
+                await self._claim_free()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not look for claimable runs: %s", type(exc).__name__)
+
+    async def _heartbeat(self) -> None:
+        """Renew this replica's leases; stop the runs whose lease it lost or cannot renew in time."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            held = list(self._held)
+            try:
+                kept = await self.repo.renew(self.owner, held, self.lease)
+                self._renewed = time.monotonic()
+                for run_id in set(held) - kept:
+                    # Not ours any more, or released by the run itself as it stopped running.
+                    row = await self.repo.get(run_id)
+                    if row is None or row.owner not in (None, self.owner):
+                        self._abandon(run_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not renew run leases: %s", type(exc).__name__)
+                if time.monotonic() - self._renewed >= self.lease * 0.75:
+                    # The leases may run out before the database is back: stop before another
+                    # replica may take the runs over.
+                    for run_id in held:
+                        self._abandon(run_id)
+
+    def _abandon(self, run_id: str) -> None:
+        """Stop driving a run this replica no longer holds (another may take it over)."""
+        task = self._held.pop(run_id, None)
+        if task is not None and not task.done():
+            task.cancel()
 
 
 class _RunLock:
