@@ -49,6 +49,8 @@ EXAMPLES: dict[str, str] = {
     "run_lease_seconds": "30",
     "checkpoint_retention": "604800",
     "prometheus_url": "http://127.0.0.1:9090",
+    "rate_limit_per_second": "100",
+    "rate_limit_burst": "1000",
 }
 
 
@@ -116,6 +118,9 @@ class Settings(BaseSettings):
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
     execute_command_allowlist: str = ""
+    # Requests per second per client (IP and credential) on the API; 0 turns the limit off.
+    rate_limit_per_second: float = Field(100, ge=0)
+    rate_limit_burst: int = Field(1000, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.memory.runs import recent_actions
+from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
 from devops_agent.tools.docker import DockerBackend
 
@@ -43,6 +44,7 @@ async def status(svc: Svc) -> dict[str, Any]:
         "environment": settings.environment,
         "reasoner": svc.agent.ctx.reasoner.name,
         "safety_mode": settings.safety_mode,
+        "kill_switch": (await kill_switch(svc)).model_dump() if database["ok"] else None,
         "backend": {
             "name": svc.agent.ctx.registry.backend.name,
             "reachable": ping.ok,

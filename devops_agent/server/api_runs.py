@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from devops_agent.alertmanager import Storable
 from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
@@ -25,8 +26,9 @@ class ResumeBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     decision: Literal["approve", "reject"]
-    approver: str = Field(min_length=1, max_length=200)
-    comment: str | None = Field(None, max_length=2000)
+    # Stored as given, never interpreted; only text a database cannot hold is refused.
+    approver: Annotated[str, Storable] = Field(min_length=1, max_length=200)
+    comment: Annotated[str, Storable] | None = Field(None, max_length=2000)
 
 
 async def _view(svc: Services, row: RunRecord) -> dict[str, Any]:

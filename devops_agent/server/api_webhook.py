@@ -46,8 +46,16 @@ async def _accept(request: Request, svc: Services) -> JSONResponse:
     body = await request.body()
     try:
         data: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+    except (ValueError, RecursionError) as exc:  # also numbers of 4300+ digits, deep nesting
+        reason = (
+            exc.msg
+            if isinstance(exc, json.JSONDecodeError)
+            else "not UTF-8"
+            if isinstance(exc, UnicodeDecodeError)
+            else "nested too deeply"
+            if isinstance(exc, RecursionError)
+            else "a number is too long"
+        )
         return JSONResponse({"detail": f"body is not JSON: {reason}"}, status_code=400)
     try:
         payload = WebhookPayload.model_validate(data)

@@ -22,13 +22,14 @@ from devops_agent.context import AgentContext
 from devops_agent.memory.runs import RunRepo
 from devops_agent.monitoring import Monitor
 from devops_agent.runner import open_agent
-from devops_agent.server import api_ops, api_runs, api_webhook
+from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook
 from devops_agent.server.auth import AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.intake import Intake
 from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.manager import RunManager
 from devops_agent.server.metrics import MeteredHub, Metrics
+from devops_agent.server.ratelimit import RateLimitMiddleware
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENT_RUNS = 8
@@ -177,10 +178,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_ops.router)
     app.include_router(api_webhook.router)
     app.include_router(api_runs.router)
+    app.include_router(api_control.router)
+    app.include_router(api_audit.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)
     # Outermost first at runtime: metrics see every answer, auth runs before the body is read.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AuthMiddleware, api_token=api_token, webhook_token=webhook_token)
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        credentials={"api": api_token, "webhook": webhook_token},
+    )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -9,6 +9,9 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024
+# Every other endpoint takes at most a decision or a switch: a few KiB is plenty.
+MAX_API_BODY_BYTES = 64 * 1024
+WEBHOOK_PATH = "/webhook/alerts"
 
 
 class BodyLimitMiddleware:
@@ -20,9 +23,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.limit if scope.get("path") == WEBHOOK_PATH else min(self.limit, MAX_API_BODY_BYTES)
+        )
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(send, limit)
                 return
         seen = 0
 
@@ -31,8 +37,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise HTTPException(413, too_large_message(self.limit))
+                if seen > limit:
+                    raise HTTPException(413, too_large_message(limit))
             return message
 
         await self.app(scope, counted, send)
