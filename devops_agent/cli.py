@@ -141,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--approver", default="cli", help="the name recorded with the decision")
     audit = sub.add_parser("audit", help="the audit trail")
     audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
+    stack = sub.add_parser("stack", help="Prometheus and Alertmanager on loopback (demo intervals)")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--dir", type=Path, help="configs, data and PIDs (default DATA_DIR/stack)")
+    stack.add_argument("--prometheus-port", type=int, default=9090)
+    stack.add_argument("--alertmanager-port", type=int, default=9093)
+    stack.add_argument(
+        "--target", action="append", default=[], help="scrape name=host:port[/path] (repeatable)"
+    )
+    stack.add_argument("--with-agent", action="store_true", help="also start devops-agent serve")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -151,6 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         from devops_agent.server.main import serve
 
         return serve(settings)
+    if args.command == "stack":
+        from devops_agent.stack import command
+
+        return command(
+            settings,
+            args.action,
+            directory=args.dir,
+            prometheus_port=args.prometheus_port,
+            alertmanager_port=args.alertmanager_port,
+            targets=args.target,
+            with_agent=args.with_agent,
+        )
     if args.command == "audit":
         return asyncio.run(audit_verify(settings))
     payload = _read_payload(args.file)

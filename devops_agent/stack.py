@@ -28,6 +28,9 @@ from typing import Any
 import httpx
 import yaml
 
+from devops_agent.config import Settings
+from devops_agent.server.auth import load_api_token
+
 PROMETHEUS_BIN = "prometheus"
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -226,7 +229,7 @@ def _spawn(name: str, argv: list[str], directory: Path, env: dict[str, str] | No
     with (directory / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(
             argv,
-            cwd=directory,
+            cwd=Path.cwd() if name == "agent" else directory,  # the agent reads ./.env
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -359,3 +362,62 @@ def status(directory: Path) -> dict[str, Any]:
             for name, info in state.get("processes", {}).items()
         },
     }
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def parse_target(text: str) -> tuple[str, str, str]:
+    """`name=host:port[/metrics/path]` -> (name, host:port, path)."""
+    name, sep, rest = text.partition("=")
+    address, slash, path = rest.partition("/")
+    if not sep or not name or ":" not in address:
+        raise StackError(f"target {text!r} is not name=host:port[/path]")
+    return name, address, "/" + path if slash else "/metrics"
+
+
+def command(
+    settings: Settings,
+    action: str,
+    *,
+    directory: Path | None = None,
+    prometheus_port: int = 9090,
+    alertmanager_port: int = 9093,
+    targets: list[str] | None = None,
+    with_agent: bool = False,
+) -> int:
+    """`devops-agent stack up|down|status`; the exit code."""
+    directory = (directory or settings.data_dir / "stack").resolve()
+    if action == "down":
+        stopped = down(directory)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if action == "status":
+        found = status(directory)
+        print(json.dumps(found, indent=2))
+        return 0 if any(p["running"] for p in found["processes"].values()) else 1
+    host = settings.api_host if settings.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
+    webhook = settings.webhook_token.get_secret_value() if settings.webhook_token else None
+    spec = StackSpec(
+        directory=directory,
+        agent_url=f"http://{host}:{settings.api_port}",
+        webhook_token=webhook,
+        agent_api_token=load_api_token(settings),
+        prometheus_port=prometheus_port,
+        alertmanager_port=alertmanager_port,
+    )
+    try:
+        parsed = [parse_target(t) for t in targets or []]
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, address, path in parsed:
+            add_target(directory, name, address, path)
+        found = up(spec, with_agent=with_agent, agent_env={"PROMETHEUS_URL": spec.prometheus_url})
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, info in found["processes"].items():
+        print(f"{name:>12}  pid {info['pid']}  {info['url']}")
+    print(f"configs and logs in {directory}; add scrape targets as JSON files in targets/")
+    if not with_agent:
+        print(f"start the agent with PROMETHEUS_URL={spec.prometheus_url} devops-agent serve")
+    return 0
