@@ -140,7 +140,12 @@ async def orchestrator_status(svc: Svc) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 async def metrics(svc: Svc) -> Response:
     for name, count in (await svc.repo.counts()).items():
         svc.metrics.runs_by_status.labels(status=name).set(count)

@@ -30,6 +30,7 @@ from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.manager import RunManager
 from devops_agent.server.metrics import MeteredHub, Metrics
 from devops_agent.server.ratelimit import RateLimitMiddleware
+from devops_agent.server.schema import document_errors
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENT_RUNS = 8
@@ -180,6 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_runs.router)
     app.include_router(api_control.router)
     app.include_router(api_audit.router)
+    document_errors(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)
     # Outermost first at runtime: metrics see every answer, auth runs before the body is read.
