@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from devops_agent.alertmanager import Storable
 from devops_agent.server.deps import Services, services
 
 router = APIRouter()
@@ -42,8 +43,8 @@ class AuditVerification(BaseModel):
 @router.get("/audit", summary="Audit trail rows, oldest first", response_model=AuditPage)
 async def audit_rows(
     svc: Svc,
-    run_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    kind: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    run_id: Annotated[str | None, Query(min_length=1, max_length=64), Storable] = None,
+    kind: Annotated[str | None, Query(min_length=1, max_length=32), Storable] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> AuditPage:
