@@ -12,7 +12,7 @@ from collections.abc import Callable
 import docker
 
 from tests.server.conftest import Server, alert_payload, starts
-from tests.support.containers import Lab, wait_status
+from tests.support.containers import LABEL_HEALTH_URL, Lab, compose_labels, free_port, wait_status
 
 AUTONOMOUS = {"SAFETY_MODE": "false", "AUTO_APPROVE_MAX_RISK": "medium"}
 # Runs one second, panics and exits: a restart "succeeds" but never makes it healthy.
@@ -68,3 +68,37 @@ def test_circuit_breaker_on_a_real_container(
     assert "circuit breaker open" in second["escalation"], second["escalation"]
     assert "circuit breaker open" in _policy_refusal(srv, second)
     assert starts(docker_client, bad.name, since) == []
+
+
+def test_failed_scale_is_rolled_back_on_a_real_compose_service(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    """At its CPU quota and failing its probe: scaled out, still failing, so scaled back."""
+    srv = make_server(**AUTONOMOUS, MAX_ATTEMPTS="1", VALIDATE_TIMEOUT="5")
+    service, project = f"sec-svc-{lab.lab_id}", f"lab{lab.lab_id}"
+    labels = {
+        **compose_labels(service, project),
+        LABEL_HEALTH_URL: f"http://127.0.0.1:{free_port()}/health",  # nothing answers there
+    }
+    lab.start(
+        lab._name("batch"),
+        env={"APP_WORKLOAD": "batch"},
+        labels=labels,
+        nano_cpus=200_000_000,
+        wait_healthy=False,
+    )
+    selector = {"label": f"com.docker.compose.service={service}"}
+    try:
+        run = _run(srv, service)
+    finally:
+        lab.created.extend(
+            str(c.id) for c in docker_client.containers.list(all=True, filters=selector)
+        )
+    assert run["diagnosis"]["category"] == "cpu_saturation", run["diagnosis"]
+    moves = [(a["operation"], a["params"].get("replicas"), a["status"]) for a in run["actions"]]
+    assert moves == [("scale_service", 2, "succeeded"), ("scale_service", 1, "succeeded")], moves
+    # the audit trail says which step the second one undid
+    rows = srv.get("/audit", params={"run_id": run["run_id"], "kind": "action"}).json()["rows"]
+    assert [r["detail"].get("rollback_of") for r in rows] == [None, 0], rows
+    assert run["outcome"] == "escalated" and "rolled back" in run["escalation"]
+    assert len(docker_client.containers.list(all=True, filters=selector)) == 1
