@@ -5,7 +5,10 @@ token, or none/other), never the raw header: a client cannot mint fresh buckets 
 made-up tokens, and Alertmanager (webhook token) does not share a bucket with a person's
 scripts on the same host. The burst is generous so an Alertmanager flush is never refused;
 over the limit the answer is 429 with Retry-After, before authentication or the body is read.
-/health is exempt: liveness must say whether the process serves, not whether a client is noisy.
+Alertmanager itself gets 503 with Retry-After instead: its webhook notifier retries 5xx only, so
+a 429 would drop the notification, while the contract is that an alert the service could not
+take now is retried. /health is exempt: liveness must say whether the process serves, not
+whether a client is noisy.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from devops_agent.server.auth import bearer
+from devops_agent.server.auth import WEBHOOK_PATH, bearer
 
 EXEMPT_PATHS = frozenset({"/health"})
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen are forgotten (they were full)
@@ -97,21 +100,29 @@ class RateLimitMiddleware:
                     return name
         return "none"
 
+    def is_alertmanager(self, scope: Scope, credential: str) -> bool:
+        """The webhook with its token (or any caller when WEBHOOK_TOKEN is unset)."""
+        if scope.get("path") != WEBHOOK_PATH:
+            return False
+        return credential == "webhook" or "webhook" not in self.credentials
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limiter is None or scope["type"] != "http" or scope.get("path", "") in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
         ip = str(client[0]) if client else "-"
-        wait = self.limiter.check((ip, self.credential(scope)))
+        credential = self.credential(scope)
+        wait = self.limiter.check((ip, credential))
         if wait <= 0:
             await self.app(scope, receive, send)
             return
+        status = 503 if self.is_alertmanager(scope, credential) else 429
         body = json.dumps({"detail": "too many requests; slow down"}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 429,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"retry-after", retry_after(wait).encode()),

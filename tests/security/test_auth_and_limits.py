@@ -78,9 +78,9 @@ def test_token_bucket() -> None:
 def test_rate_limit_over_http(make_server: Callable[..., Server]) -> None:
     srv = make_server(RATE_LIMIT_PER_SECOND="0.5", RATE_LIMIT_BURST="5")
     with srv.client() as client:
-        codes = [client.get("/status").status_code for _ in range(8)]
+        codes = [client.get("/openapi.json").status_code for _ in range(8)]
         assert codes[:5] == [200] * 5, codes
-        limited = client.get("/status")
+        limited = client.get("/openapi.json")
         assert limited.status_code == 429
         assert limited.json() == {"detail": "too many requests; slow down"}
         wait = int(limited.headers["Retry-After"])
@@ -104,4 +104,7 @@ def test_rate_limit_over_http(make_server: Callable[..., Server]) -> None:
         assert guesses[:5] == [401] * 5 and 429 in guesses[5:], guesses
         time.sleep(wait + 0.1)
         assert client.get("/status").status_code == 200
+    # Alertmanager retries 5xx only: over the limit, its webhook gets 503, never a lost 429
+    hook_codes = [srv.webhook({"status": "firing"}).status_code for _ in range(7)]
+    assert hook_codes[:4] == [422] * 4 and hook_codes[-1] == 503, hook_codes
     print(f"\n[rate limit] 5 allowed, then 429 with Retry-After {wait}")
