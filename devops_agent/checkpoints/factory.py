@@ -63,6 +63,17 @@ def postgres_conninfo(database_url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
+async def _advisory_lock(conn: AsyncConnection[DictRow], key: int) -> None:
+    """Take a session advisory lock by polling `pg_try_advisory_lock`, never by waiting in a
+    statement: `setup()` builds its indexes CONCURRENTLY, which waits for every transaction in
+    progress, so a replica blocked inside `pg_advisory_lock` would deadlock with the holder."""
+    while True:
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,))).fetchone()
+        if row and row["ok"]:
+            return
+        await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def open_postgres_saver(
     conninfo: str, max_size: int = 10
@@ -78,7 +89,7 @@ async def open_postgres_saver(
     try:
         saver = AsyncPostgresSaver(pool)
         async with pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            await _advisory_lock(conn, SETUP_LOCK)
             try:
                 await saver.setup()
             finally:
