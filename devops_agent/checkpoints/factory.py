@@ -84,6 +84,8 @@ async def open_postgres_saver(
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        # A connection the server closed (restart, failover) is replaced, not handed to a run.
+        check=AsyncConnectionPool.check_connection,
     )
     await pool.open(wait=True, timeout=10)
     try:

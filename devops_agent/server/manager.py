@@ -33,6 +33,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
@@ -290,6 +293,12 @@ class RunManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if _unavailable(exc):
+                # Not the run's fault: leave it running and let it go; it is claimed again
+                # (here or elsewhere) once the database answers, from its last checkpoint.
+                log.warning("run %s paused: database unavailable (%s)", run_id, type(exc).__name__)
+                await self._let_go(run_id)
+                return
             log.exception("run %s failed", run_id)
             message = f"{type(exc).__name__}: {exc}"[:2000]
             await self.repo.mark(
@@ -460,6 +469,12 @@ class RunManager:
                     for run_id in held:
                         self._abandon(run_id)
 
+    async def _let_go(self, run_id: str) -> None:
+        try:
+            await self.repo.release(self.owner, [run_id])
+        except Exception as exc:  # the lease then runs out instead
+            log.debug("could not release run %s: %s", run_id, type(exc).__name__)
+
     def _abandon(self, run_id: str) -> None:
         """Stop driving a run this replica no longer holds (another may take it over)."""
         task = self._held.pop(run_id, None)
@@ -493,6 +508,17 @@ class _RunLock:
             self.locks.pop(self.run_id, None)
         else:
             self.locks[self.run_id] = (lock, users - 1)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is the database being unreachable, not a bug."""
+    while exc is not None:
+        if isinstance(exc, psycopg.OperationalError | OperationalError | InterfaceError):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def _seconds_ago(seconds: float) -> str:
