@@ -255,6 +255,7 @@ def main() -> None:
         REASONER="rules",
         LOG_LEVEL="WARNING",
         INFRA_BACKEND=args.backend,
+        RATE_LIMIT_PER_SECOND="0",  # the load is the point here: no per-client limit
     )
     python = sys.executable
     agent_url = f"http://127.0.0.1:{agent_port}/webhook/alerts"
