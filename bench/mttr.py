@@ -10,6 +10,7 @@ then breaks it and times, from the moment of the fault:
 
 - detection: until the agent's webhook stored the alert (the run's created_at);
 - agent: from the webhook to the first action's start (triage, evidence, diagnosis, plan, policy);
+  "evidence" is the part of it spent in root_cause (on a hang, mostly the health probe's timeout);
 - action: the action itself (restart_service);
 - validation: from the action's end to the run's end (probing until healthy, learn);
 - healthy: until this script's own probe of the health URL answers 200 again.
@@ -169,11 +170,21 @@ def agent_repeat(lab: Lab, spec: stack.StackSpec, agent: Agent, fault: str) -> d
     return {
         "detection": created - t0,
         "agent": ts(first["started_at"]) - created,
+        "evidence": root_cause_seconds(agent, run["run_id"]),
         "action": ts(last["finished_at"]) - ts(first["started_at"]),
         "validation": ts(run["updated_at"]) - ts(last["finished_at"]),
         "healthy": healthy,
         "total": ts(run["updated_at"]) - t0,
     }
+
+
+def root_cause_seconds(agent: Agent, run_id: str) -> float:
+    """How long root_cause took (gathering evidence, then the reasoner), from the checkpoints."""
+    checkpoints = agent.http.get(f"/runs/{run_id}/history").json()["checkpoints"]
+    first: dict[str, float] = {}
+    for checkpoint in checkpoints:
+        first.setdefault(str(checkpoint["node"]), ts(checkpoint["time"]))
+    return first["root_cause"] - first["triage"]
 
 
 def docker_repeat(lab: Lab, fault: str) -> float | None:
@@ -236,7 +247,7 @@ def main() -> None:
         f"MTTR on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"Prometheus scrape/eval 2s, Alertmanager group_wait 1s; median of {args.repeats} (s)"
     )
-    phases = ("detection", "agent", "action", "validation", "total", "healthy")
+    phases = ("detection", "agent", "evidence", "action", "validation", "total", "healthy")
     print(f"{'':24}" + "".join(f"{p:>11}" for p in phases))
     for fault, rows in figures.items():
         cells = "".join(f"{median([r[p] for r in rows]):>11}" for p in phases)
@@ -244,7 +255,7 @@ def main() -> None:
     for fault, values in docker_figures.items():
         seen = [v for v in values if v is not None]
         cell = median(seen) if len(seen) == len(values) else f"never in {HANG_WATCH:g}s"
-        print(f"{'docker --restart, ' + fault:24}{'':>55}{cell:>11}")
+        print(f"{'docker --restart, ' + fault:24}{'':>66}{cell:>11}")
     for fault, rows in figures.items():
         share = statistics.median(r["agent"] / r["total"] for r in rows)
         worst = max(r["agent"] for r in rows)
