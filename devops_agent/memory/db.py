@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event
@@ -130,11 +131,16 @@ def make_engine(database_url: str) -> AsyncEngine:
 
 async def create_schema(engine: AsyncEngine) -> None:
     """Bring the schema to the latest migration (devops_agent.migrations; idempotent, and under
-    an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all."""
-    from devops_agent.migrations import upgrade
+    an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all.
 
-    async with engine.begin() as conn:
-        if engine.url.database in (None, "", ":memory:"):
+    Alembic reads its scripts from disk, so it runs in a worker thread on a synchronous engine
+    of the same URL, never on the event loop.
+    """
+    if engine.url.database in (None, "", ":memory:"):
+        async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-        else:
-            await conn.run_sync(upgrade)
+        return
+    from devops_agent.migrations import upgrade_url
+
+    sync_url = engine.url.set(drivername=engine.url.drivername.replace("+aiosqlite", ""))
+    await asyncio.to_thread(upgrade_url, sync_url.render_as_string(hide_password=False))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, text
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_LOCK = 72_410_002  # pg_advisory_xact_lock key: replicas starting together take turns
@@ -35,6 +35,16 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
     command.upgrade(config(connection), revision)
+
+
+def upgrade_url(url: str, revision: str = "head") -> None:
+    """Upgrade the database at a synchronous SQLAlchemy URL (in the caller's thread)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, revision)
+    finally:
+        engine.dispose()
 
 
 def current(connection: Connection) -> str | None:
