@@ -513,6 +513,16 @@ class RunRepo:
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
 
+    async def overdue(self, waiting_since_before: str, limit: int = 500) -> list[str]:
+        """Runs waiting for approval since before the cutoff (ids only: thousands may wait)."""
+        query = (
+            select(RunRecord.run_id)
+            .where(RunRecord.status == AWAITING, RunRecord.awaiting_since < waiting_since_before)
+            .order_by(RunRecord.awaiting_since)
+            .limit(limit)
+        )
+        return [str(r) for r in await self._call(self._scalars, query)]
+
     # -- retention --------------------------------------------------------------------------
 
     async def prunable(self, finished_before: str, limit: int) -> list[str]:
