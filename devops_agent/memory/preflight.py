@@ -7,9 +7,13 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from devops_agent.checkpoints.factory import postgres_conninfo
-
 CONNECT_TIMEOUT = 5
+
+
+def postgres_conninfo(database_url: str) -> str:
+    """A libpq URL (drops a SQLAlchemy driver suffix such as +psycopg)."""
+    scheme, rest = database_url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
 def where(database_url: str) -> str:
