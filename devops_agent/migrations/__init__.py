@@ -12,6 +12,7 @@ Add a revision with `alembic -c devops_agent/migrations/alembic.ini revision -m 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -20,6 +21,8 @@ from sqlalchemy import Connection, create_engine, text
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_LOCK = 72_410_002  # pg_advisory_xact_lock key: replicas starting together take turns
+# Alembic announces each of its plugins at INFO on every start; the upgrades it runs stay logged.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def config(connection: Connection | None = None) -> Config:
