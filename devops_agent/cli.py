@@ -34,7 +34,9 @@ def _summary(node: str, update: dict[str, Any]) -> str:
         p = update.get("plan") or {}
         steps = ", ".join(f"{s['operation']}({s['target']})" for s in p.get("steps", []))
         return f"{p.get('action')}{': ' + steps if steps else ''}. {p.get('why', '')}"
-    if node == "approve":
+    if node in ("approve", "await_approval"):
+        if update.get("approval_request"):
+            return "a person must decide: " + str(update["approval_request"].get("why", ""))
         a = update.get("approval") or {}
         return f"{a.get('decision')} by {a.get('approver') or 'unknown'}"
     if node == "execute":

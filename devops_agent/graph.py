@@ -14,7 +14,12 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.approve import approve, route_after_approve
+from devops_agent.nodes.approve import (
+    approve,
+    await_approval,
+    route_after_approve,
+    route_after_decision,
+)
 from devops_agent.nodes.escalate import escalate
 from devops_agent.nodes.execute import execute, route_after_execute
 from devops_agent.nodes.learn import learn
@@ -31,6 +36,7 @@ NODES: dict[str, Node] = {
     "root_cause": root_cause,
     "plan": plan,
     "approve": approve,
+    "await_approval": await_approval,
     "execute": execute,
     "validate": validate,
     "rollback": rollback,
@@ -75,7 +81,10 @@ def build_graph(ctx: AgentContext | None = None) -> StateGraph:
     builder.add_conditional_edges("triage", route_after_triage, ["root_cause", "escalate", "learn"])
     builder.add_edge("root_cause", "plan")
     builder.add_conditional_edges("plan", route_after_plan, ["approve", "escalate", "learn"])
-    builder.add_conditional_edges("approve", route_after_approve, ["execute", "escalate"])
+    builder.add_conditional_edges(
+        "approve", route_after_approve, ["await_approval", "execute", "escalate"]
+    )
+    builder.add_conditional_edges("await_approval", route_after_decision, ["execute", "escalate"])
     builder.add_conditional_edges("execute", route_after_execute, ["validate", "escalate"])
     builder.add_conditional_edges(
         "validate", route_after_validate, ["learn", "root_cause", "rollback"]

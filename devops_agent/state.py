@@ -145,6 +145,7 @@ class IncidentState(TypedDict, total=False):
     diagnosis: dict[str, Any] | None
     plan: dict[str, Any] | None
     approval: dict[str, Any] | None
+    approval_request: dict[str, Any] | None  # set by approve when a person must decide
     actions: Annotated[list[dict[str, Any]], operator.add]
     validation: dict[str, Any] | None
     attempts: int

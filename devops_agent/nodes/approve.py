@@ -1,6 +1,11 @@
-"""approve: the policy decides to act, to ask a person (interrupt), or to refuse.
+"""approve and await_approval: the policy decides; a person answers when it asks for one.
 
-This node does nothing else: LangGraph re-runs a node from its start when it resumes.
+`approve` runs the policy once and records its verdict: act, refuse, or ask a person (then it
+stores the approval request in the state). `await_approval` does only `interrupt()` with that
+stored request. The split matters because LangGraph re-runs a node from its start when it
+resumes: if the policy ran again on resume, a change of settings (another replica, a restart
+with SAFETY_MODE off, the kill switch released) could turn the verdict into "auto" and skip the
+interrupt, so a person's "reject" would be ignored and the plan would run.
 """
 
 from __future__ import annotations
@@ -55,43 +60,60 @@ def parse_decision(answer: Any) -> Approval:
 
 async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     plan = Plan.model_validate(state["plan"])
-    verdict = decide(
-        plan, ctx.settings, ctx.policy, await policy_facts(ctx, [s.target for s in plan.steps])
-    )
-    update: dict[str, Any]
+    facts = await policy_facts(ctx, [s.target for s in plan.steps])
+    verdict = decide(plan, ctx.settings, ctx.policy, facts)
+    run_id = str(state.get("run_id"))
+    if verdict.decision == "approval":
+        request = approval_request(state, plan, verdict.why, ctx.settings.approval_timeout)
+        request["policy"] = verdict.policy
+        await ctx.audit.append(
+            run_id, "approval_request", "policy", {"why": verdict.why, "policy": verdict.policy}
+        )
+        return {"approval": None, "approval_request": request}
     if verdict.decision == "refuse":
         approval = Approval(
             decision="reject", approver="policy", comment=verdict.why, policy=verdict.policy
         )
-        update = {"escalation": f"the policy refused the plan: {verdict.why}"}
-    elif verdict.decision == "auto":
+        update: dict[str, Any] = {"escalation": f"the policy refused the plan: {verdict.why}"}
+    else:
         approval = Approval(
             decision="approve", approver="policy", comment=verdict.why, policy=verdict.policy
         )
         update = {}
-    else:
-        answer = interrupt(
-            approval_request(state, plan, verdict.why, ctx.settings.approval_timeout)
+    await ctx.audit.append(
+        run_id, "approval", "policy", {**approval.model_dump(mode="json"), "why": verdict.why}
+    )
+    return {**update, "approval": approval.model_dump(mode="json"), "approval_request": None}
+
+
+async def await_approval(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
+    """Wait for a person. Nothing but the interrupt happens before the answer, by design."""
+    request = state.get("approval_request") or {}
+    approval = parse_decision(interrupt(request))
+    approval.policy = str(request.get("policy", ""))
+    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
+    if approval.decision == "reject":
+        who = approval.approver or "a person"
+        update["escalation"] = f"rejected by {who}: {approval.comment}".rstrip(": ")
+    elif approval.decision == "expired":
+        update["escalation"] = (
+            f"no decision within APPROVAL_TIMEOUT={ctx.settings.approval_timeout}s: expired"
         )
-        approval = parse_decision(answer)
-        approval.policy = verdict.policy
-        update = {}
-        if approval.decision == "reject":
-            who = approval.approver or "a person"
-            update["escalation"] = f"rejected by {who}: {approval.comment}".rstrip(": ")
-        elif approval.decision == "expired":
-            update["escalation"] = (
-                f"no decision within APPROVAL_TIMEOUT={ctx.settings.approval_timeout}s: expired"
-            )
     await ctx.audit.append(
         str(state.get("run_id")),
         "approval",
         approval.approver or "unknown",
-        {**approval.model_dump(mode="json"), "why": verdict.why},
+        {**approval.model_dump(mode="json"), "why": request.get("why", "")},
     )
-    return {**update, "approval": approval.model_dump(mode="json")}
+    return update
 
 
 def route_after_approve(state: IncidentState) -> str:
+    if state.get("approval_request"):
+        return "await_approval"
+    return route_after_decision(state)
+
+
+def route_after_decision(state: IncidentState) -> str:
     decision = (state.get("approval") or {}).get("decision")
     return "execute" if decision == "approve" else "escalate"

@@ -44,12 +44,19 @@ async def test_approval_survives_the_process_and_acts_once(
     db = f"sqlite+aiosqlite:///{tmp_path}/agent.db"
     first = drive(db, "run-1", "start", app.name)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.split() == ["triage", "root_cause", "plan", "__interrupt__", "waiting"]
+    assert first.stdout.split() == [
+        "triage",
+        "root_cause",
+        "plan",
+        "approve",
+        "__interrupt__",
+        "waiting",
+    ]
     assert probe(app.health_url) is None  # nothing acted while waiting
 
     second = drive(db, "run-1", "resume", "approve")  # a new process on the same file
     assert second.returncode == 0, second.stderr
-    assert second.stdout.split() == ["approve", "execute", "validate", "learn", "resolved"]
+    assert second.stdout.split() == ["await_approval", "execute", "validate", "learn", "resolved"]
     assert probe(app.health_url) == 200
 
     third = drive(db, "run-1", "resume", "approve")  # a late, repeated approval does nothing

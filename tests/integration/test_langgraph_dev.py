@@ -73,7 +73,7 @@ async def test_studio_graph_waits_for_approval_and_resumes(langgraph_dev: str, l
     await client.runs.wait(thread["thread_id"], "incident", input={"alerts": [alert]})
 
     state = await client.threads.get_state(thread["thread_id"])
-    assert state["next"] == ["approve"]
+    assert state["next"] == ["await_approval"]
     request = state["tasks"][0]["interrupts"][0]["value"]
     assert request["plan"]["steps"][0] == {
         **request["plan"]["steps"][0],

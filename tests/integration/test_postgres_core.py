@@ -59,11 +59,14 @@ async def test_a_run_waits_on_postgres_and_resumes_in_a_new_agent(pg_url: str) -
         state = await agent.state("run-pg")
         ledger = await ctx.store.ledger("run-pg")
         audit = await ctx.audit.verify()
-    assert nodes == ["approve", "execute", "validate", "learn"] and state["outcome"] == "resolved"
+    assert (
+        nodes == ["await_approval", "execute", "validate", "learn"]
+        and state["outcome"] == "resolved"
+    )
     assert web.restarts == 1 and [(e.operation, e.status) for e in ledger] == [
         ("restart_service", "succeeded")
     ]
-    assert audit.ok and audit.rows == 5
+    assert audit.ok and audit.rows == 6  # diagnosis, plan, approval_request, approval, action, outcome
     with psycopg.connect(pg_url) as conn:
         tables = {
             r[0]

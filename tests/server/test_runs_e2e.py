@@ -97,7 +97,7 @@ def test_approve_restarts_the_container_and_resolves(
     kinds = [e["event"] for e in events]
     assert kinds[0] == "state" and kinds[-1] == "end", kinds
     nodes = [e["data"]["node"] for e in events if e["event"] == "update"]
-    assert {"approve", "execute", "validate", "learn"} <= set(nodes), nodes
+    assert {"await_approval", "execute", "validate", "learn"} <= set(nodes), nodes
 
     assert server.resume(run_id, "approve").status_code == 409  # not waiting any more
     history = server.get(f"/runs/{run_id}/history").json()["checkpoints"]

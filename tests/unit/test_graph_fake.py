@@ -56,7 +56,7 @@ async def test_safety_mode_waits_then_reject_leaves_it_alone(tmp_path) -> None:
             agent, "r1", resume={"decision": "reject", "approver": "ana", "comment": "not now"}
         )
         state = await agent.state("r1")
-    assert nodes == ["approve", "escalate", "learn"]
+    assert nodes == ["await_approval", "escalate", "learn"]
     assert state["outcome"] == "rejected" and state["approval"]["approver"] == "ana"
     assert web.restarts == 0 and state.get("actions", []) == []
 
@@ -122,3 +122,16 @@ async def test_learned_failures_turn_into_escalation(tmp_path) -> None:
         state = await agent.state("r1")
     assert "execute" not in nodes and state["outcome"] == "escalated"
     assert "did not fix crash" in state["plan"]["why"]
+
+
+async def test_a_persons_reject_holds_even_if_the_settings_changed_meanwhile(tmp_path) -> None:
+    # Asked under SAFETY_MODE; resumed by a process whose policy would act alone: still rejected.
+    web = FakeService("web", status="exited", exit_code=2)
+    async with open_agent(_ctx(tmp_path, web)) as agent:
+        await _run(agent, "r1", [_alert("web")])
+        assert await agent.pending_approval("r1") is not None
+    async with open_agent(_ctx(tmp_path, web, **AUTONOMOUS)) as agent:
+        nodes = await _run(agent, "r1", resume={"decision": "reject", "approver": "ana"})
+        state = await agent.state("r1")
+    assert nodes == ["await_approval", "escalate", "learn"]
+    assert state["outcome"] == "rejected" and web.restarts == 0
