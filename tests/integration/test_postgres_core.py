@@ -66,7 +66,9 @@ async def test_a_run_waits_on_postgres_and_resumes_in_a_new_agent(pg_url: str) -
     assert web.restarts == 1 and [(e.operation, e.status) for e in ledger] == [
         ("restart_service", "succeeded")
     ]
-    assert audit.ok and audit.rows == 6  # diagnosis, plan, approval_request, approval, action, outcome
+    assert (
+        audit.ok and audit.rows == 6
+    )  # diagnosis, plan, approval_request, approval, action, outcome
     with psycopg.connect(pg_url) as conn:
         tables = {
             r[0]
