@@ -55,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from devops_agent.memory.db import Base, LedgerEntry, sqlalchemy_url
+from devops_agent.memory.db import Base, LedgerEntry, sqlalchemy_url, sqlite_pragmas
 from devops_agent.state import Alert
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
@@ -597,11 +597,14 @@ def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupO
         )
     elif run_id is not None:
         conn.execute(update(RunRecord).where(RunRecord.run_id == run_id).values(updated_at=stamp))
+    finished_run = (
+        None if run_id else _run_of_firing(conn, [a for a in fresh if a.status == "resolved"])
+    )
     conn.execute(
         insert(AlertRecord),
         [
             {
-                "run_id": run_id,
+                "run_id": run_id or finished_run,
                 "service": service,
                 "fingerprint": fingerprint_of(a),
                 "starts_at": a.startsAt,
@@ -614,10 +617,29 @@ def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupO
             for a in fresh
         ],
     )
+    if finished_run is not None:
+        # The resolution of an incident whose run already ended: kept on that run, changes nothing.
+        return GroupOutcome(service, finished_run, False)
     if run_id is None:
         return GroupOutcome(service, None, False, ignored=len(fresh))
     joined_resolved = not created and any(a.status == "resolved" for a in fresh)
     return GroupOutcome(service, run_id, False, created, joined_resolved)
+
+
+def _run_of_firing(conn: Connection, resolved: list[Alert]) -> str | None:
+    """The run that took the firing alert which these resolved alerts end, if any."""
+    for alert in resolved:
+        row = conn.execute(
+            select(AlertRecord.run_id).where(
+                AlertRecord.fingerprint == fingerprint_of(alert),
+                AlertRecord.starts_at == alert.startsAt,
+                AlertRecord.status == "firing",
+                AlertRecord.run_id.is_not(None),
+            )
+        ).first()
+        if row is not None:
+            return str(row[0])
+    return None
 
 
 def make_sync_engine(database_url: str) -> Engine:
@@ -627,15 +649,7 @@ def make_sync_engine(database_url: str) -> Engine:
         return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

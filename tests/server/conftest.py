@@ -23,32 +23,15 @@ import docker
 import httpx
 import pytest
 
+from devops_agent.config import Settings
 from tests.support.containers import free_port
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alertmanager-0.25"
 TOKEN = "test-api-token-" + secrets.token_hex(8)
 WEBHOOK_TOKEN = "test-webhook-token-" + secrets.token_hex(8)
-SETTINGS_PREFIXES = (
-    "ENVIRONMENT",
-    "LOG_LEVEL",
-    "API_",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "AGENT_API_TOKEN",
-    "WEBHOOK_TOKEN",
-    "REASONER",
-    "OPENAI_",
-    "LLM_",
-    "SAFETY_MODE",
-    "APPROVAL_TIMEOUT",
-    "MONITORING_INTERVAL",
-    "TARGET_SERVICES",
-    "MARKET_PREDICTOR_URL",
-    "NOTIFY_WEBHOOK_URL",
-    "INFRA_BACKEND",
-    "MAX_",
-    "VALIDATE_TIMEOUT",
-)
+# Every setting of the agent (but DOCKER_HOST, which says where the engine is): a developer's own
+# environment must not leak into the servers the tests start.
+SETTINGS_PREFIXES = tuple(name.upper() for name in Settings.model_fields if name != "docker_host")
 DEADLINE = 120.0  # generous: polling ends as soon as the condition holds
 
 

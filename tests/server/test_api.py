@@ -177,7 +177,16 @@ def test_captured_fixtures_are_accepted_as_they_are(server: Server) -> None:
 
     resolved = server.webhook(fixture("resolved.json"))
     assert resolved.status_code == 202, resolved.text
-    assert resolved.json() == {"runs": [], "ignored": 1}  # nothing open to close
+    # Nothing open to close: the resolution is kept on the finished run, which stays as it was.
+    assert resolved.json() == {
+        "runs": [{"run_id": run["run_id"], "service": "checkout", "deduplicated": False}],
+        "ignored": 0,
+    }
+    kept = server.run(run["run_id"])
+    assert kept["outcome"] == "escalated" and {a["status"] for a in kept["alerts"]} == {
+        "firing",
+        "resolved",
+    }
     again = server.webhook(fixture("firing.json")).json()
     assert again == {"runs": [{**run, "deduplicated": True}], "ignored": 0}
 

@@ -50,6 +50,10 @@ def test_failed_probe_opens_a_run_and_recovery_resolves(
     recovered = server.post("/monitoring/cycle").json()
     assert recovered["targets"][0]["healthy"] is True
     if recovered["alerts_sent"]:  # the loop's own cycle may have sent the resolve first
-        assert recovered["intake"] == {"runs": [], "ignored": 1}
+        # the resolution is kept on the finished run that its firing alert started
+        assert recovered["intake"] == {
+            "runs": [{"run_id": run_id, "service": app.name, "deduplicated": False}],
+            "ignored": 0,
+        }
     assert server.post("/monitoring/cycle").json()["alerts_sent"] == 0
     assert len(server.get("/runs", params={"service": app.name}).json()["runs"]) == 1

@@ -74,6 +74,10 @@ def test_crash_is_detected_remediated_and_resolved_safety_off(
         lambda: _metric(stack, "devops_agent_alerts_received_total", status="resolved") >= 1,
         "Alertmanager's resolved notification",
     )
+    # The resolution is kept on the finished run, beside the firing alert it ends.
+    statuses = {(a["fingerprint"], a["status"]) for a in stack.server.run(run["run_id"])["alerts"]}
+    assert statuses == {(alert["fingerprint"], "firing"), (alert["fingerprint"], "resolved")}
+    assert stack.server.run(run["run_id"])["outcome"] == "resolved"
     assert _metric(stack, "devops_agent_webhook_requests_total", code="202") >= 2
     assert not stack.alertmanager_alerts(app.name)
     assert _metric(stack, "devops_agent_runs_finished_total", outcome="resolved") == 1
