@@ -37,6 +37,9 @@ async def _view(svc: Services, row: RunRecord) -> dict[str, Any]:
 
 
 async def _row(svc: Services, run_id: str) -> RunRecord:
+    # No run id is that long or holds a NUL; PostgreSQL would refuse to even look it up.
+    if len(run_id) > 128 or "\x00" in run_id:
+        raise HTTPException(404, "no such run")
     row = await svc.repo.get(run_id)
     if row is None:
         raise HTTPException(404, f"no run {run_id!r}")
@@ -47,7 +50,7 @@ async def _row(svc: Services, run_id: str) -> RunRecord:
 async def list_runs(
     svc: Svc,
     status: Annotated[str | None, Query(description=f"one of {', '.join(STATUSES)}")] = None,
-    service: Annotated[str | None, Query(max_length=255)] = None,
+    service: Annotated[Annotated[str, Storable] | None, Query(max_length=255)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:

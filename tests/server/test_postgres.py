@@ -64,3 +64,19 @@ def test_runs_on_postgres(
         wait_probe(app.health_url, 200, timeout=30)
     assert len(starts(docker_client, app.name, since)) == (1 if won == "approve" else 0)
     assert server.get("/status").json()["database"] == {"kind": "postgresql", "ok": True}
+
+
+def test_text_postgres_cannot_hold_is_a_4xx_not_a_5xx(
+    make_server: Callable[..., Server], pg_url: str
+) -> None:
+    server = make_server(DATABASE_URL=pg_url)
+    assert server.get("/runs/abc%00def").status_code == 404
+    assert server.get("/runs/" + "x" * 500).status_code == 404
+    assert (
+        server.post(
+            "/runs/abc%00def/resume", json={"decision": "approve", "approver": "a"}
+        ).status_code
+        == 404
+    )
+    assert server.get("/runs", params={"service": "web\x00"}).status_code == 422
+    assert server.get("/health").status_code == 200
