@@ -78,7 +78,11 @@ async def time_bare(db: Path, runs: int) -> list[float]:
 
 async def time_agent(db: Path, runs: int) -> list[float]:
     settings = load_settings(
-        database_url=f"sqlite+aiosqlite:///{db}", safety_mode=False, auto_approve_max_risk="medium"
+        database_url=f"sqlite+aiosqlite:///{db}",
+        safety_mode=False,
+        auto_approve_max_risk="medium",
+        max_actions_per_hour=1_000_000,  # every run acts: the blast-radius limit is not measured here
+        data_dir=db.parent,
     )
     backend = FakeBackend(
         [FakeService(f"web{i}", status="exited", exit_code=2) for i in range(runs)]

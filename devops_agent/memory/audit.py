@@ -11,6 +11,7 @@ alone: export `head()` elsewhere if that matters.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -79,20 +80,35 @@ class AuditLog:
         self.store = store
         self.sessions = store.sessions
         self.key = key
+        self._head: tuple[int, str] | None = None  # (seq, hash) this process last wrote or read
+        self._lock = asyncio.Lock()
 
     async def append(self, run_id: str, kind: str, actor: str, detail: dict[str, Any]) -> int:
         """Add one row at the head of the chain; returns its sequence number."""
         detail = json.loads(json.dumps(detail, default=str))  # what is stored is what is hashed
         await self.store.setup()
-        for _ in range(20):
-            async with self.sessions() as session:
+        async with self._lock:  # one writer per process; other processes are caught by the key
+            for _ in range(20):
+                seq = await self._try_append(run_id, kind, actor, detail)
+                if seq is not None:
+                    return seq
+        raise RuntimeError("audit log: could not append after 20 tries")
+
+    async def _try_append(
+        self, run_id: str, kind: str, actor: str, detail: dict[str, Any]
+    ) -> int | None:
+        """Insert after the known head (read once, then remembered); None when another writer
+        took that number first, after which the head is read again."""
+        async with self.sessions() as session:
+            if self._head is None:
                 last = (
                     await session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
                 ).scalar_one_or_none()
-                seq = (last.seq + 1) if last else 1
-                prev = last.hash if last else GENESIS
-                at = utcnow()
-                row = AuditRow(
+                self._head = (last.seq, last.hash) if last else (0, GENESIS)
+            seq, prev, at = self._head[0] + 1, self._head[1], utcnow()
+            digest = _digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail)
+            session.add(
+                AuditRow(
                     seq=seq,
                     at=at,
                     run_id=run_id,
@@ -100,17 +116,17 @@ class AuditLog:
                     actor=actor[:200],
                     detail=detail,
                     prev_hash=prev,
-                    hash=_digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail),
+                    hash=digest,
                 )
-                session.add(row)
-                try:
-                    await session.commit()
-                    return seq
-                except IntegrityError:
-                    await (
-                        session.rollback()
-                    )  # another writer took this number: retry on the new head
-        raise RuntimeError("audit log: could not append after 20 tries")
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                self._head = None  # another writer took this number: read the new head
+                return None
+            self._head = (seq, digest)
+            return seq
 
     async def rows(
         self, run_id: str | None = None, kind: str | None = None, limit: int = 1000, after: int = 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from devops_agent.memory.db import (
     Control,
@@ -200,50 +200,26 @@ class Store:
 
     # -- what the policy needs --------------------------------------------------------------
 
-    async def actions_since(self, since: datetime, operations: set[str]) -> dict[str, int]:
-        """Mutating actions per target since `since` (started, succeeded or failed)."""
+    async def policy_inputs(
+        self,
+        since: datetime,
+        operations: set[str],
+        services: list[str],
+        failures: int,
+        cooldown: int,
+    ) -> tuple[bool, dict[str, int], dict[str, str]]:
+        """Everything the policy reads, in one session: whether actions are paused (the kill
+        switch), mutating actions per target since `since`, and open breakers per service."""
         await self.setup()
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(LedgerEntry.target, LedgerEntry.operation).where(
-                    LedgerEntry.started_at >= since.isoformat(),
-                    LedgerEntry.status.in_(("started", "succeeded", "failed")),
-                )
-            )
-            counts: dict[str, int] = {}
-            for target, operation in rows:
-                if operation in operations:
-                    counts[target] = counts.get(target, 0) + 1
-            return counts
-
-    async def breaker(self, service: str, failures: int, cooldown: int) -> str | None:
-        """Why the circuit breaker is open for a service, or None.
-
-        It opens after `failures` incidents in a row, within `cooldown` seconds, in which the
-        agent acted and the service was still not healthy (outcome escalated after actions).
-        """
-        await self.setup()
-        since = (datetime.now(UTC) - timedelta(seconds=cooldown)).isoformat()
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(Incident)
-                .where(Incident.service == service, Incident.created_at >= since)
-                .order_by(Incident.id.desc())
-                .limit(failures)
-            )
-            recent = list(rows.scalars())
-        failed = [
-            i
-            for i in recent
-            if i.outcome == "escalated" and any(a.get("status") == "succeeded" for a in i.actions)
-        ]
-        if len(recent) >= failures and len(failed) == failures:
-            until = datetime.fromisoformat(recent[-1].created_at) + timedelta(seconds=cooldown)
-            return (
-                f"{failures} remediations in a row did not make it healthy; no automatic action "
-                f"until {until.isoformat(timespec='seconds')}"
-            )
-        return None
+            paused = await session.get(Control, "actions_paused")
+            counts = await _actions_since(session, since, operations)
+            breakers = {}
+            for service in dict.fromkeys(services):
+                why = await _breaker(session, service, failures, cooldown)
+                if why:
+                    breakers[service] = why
+        return (paused is not None and paused.value == "true"), counts, breakers
 
     async def get_control(self, name: str) -> str | None:
         await self.setup()
@@ -260,3 +236,48 @@ class Store:
             else:
                 row.value, row.updated_at, row.updated_by = value, utcnow(), by
             await session.commit()
+
+
+async def _actions_since(
+    session: AsyncSession, since: datetime, operations: set[str]
+) -> dict[str, int]:
+    """Mutating actions per target since `since` (started, succeeded or failed)."""
+    rows = await session.execute(
+        select(LedgerEntry.target, LedgerEntry.operation).where(
+            LedgerEntry.started_at >= since.isoformat(),
+            LedgerEntry.status.in_(("started", "succeeded", "failed")),
+        )
+    )
+    counts: dict[str, int] = {}
+    for target, operation in rows:
+        if operation in operations:
+            counts[target] = counts.get(target, 0) + 1
+    return counts
+
+
+async def _breaker(session: AsyncSession, service: str, failures: int, cooldown: int) -> str | None:
+    """Why the circuit breaker is open for a service, or None.
+
+    It opens after `failures` incidents in a row, within `cooldown` seconds, in which the agent
+    acted and the service was still not healthy (outcome escalated after actions).
+    """
+    since = (datetime.now(UTC) - timedelta(seconds=cooldown)).isoformat()
+    rows = await session.execute(
+        select(Incident)
+        .where(Incident.service == service, Incident.created_at >= since)
+        .order_by(Incident.id.desc())
+        .limit(failures)
+    )
+    recent = list(rows.scalars())
+    failed = [
+        i
+        for i in recent
+        if i.outcome == "escalated" and any(a.get("status") == "succeeded" for a in i.actions)
+    ]
+    if len(recent) >= failures and len(failed) == failures:
+        until = datetime.fromisoformat(recent[-1].created_at) + timedelta(seconds=cooldown)
+        return (
+            f"{failures} remediations in a row did not make it healthy; no automatic action "
+            f"until {until.isoformat(timespec='seconds')}"
+        )
+    return None

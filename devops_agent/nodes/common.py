@@ -48,14 +48,14 @@ def candidate_names(alerts: list[Alert]) -> list[str]:
 
 async def policy_facts(ctx: AgentContext, services: list[str]) -> Facts:
     """What the policy needs to know from the store, read just before a decision."""
-    facts = Facts(actions_paused=(await ctx.store.get_control("actions_paused")) == "true")
+    facts = Facts()
     mutating = {name for name, spec in OPERATIONS.items() if spec.mutating}
-    facts.actions_last_hour = await ctx.store.actions_since(
-        facts.now - timedelta(hours=1), mutating
-    )
     s = ctx.settings
-    for service in dict.fromkeys(services):
-        why = await ctx.store.breaker(service, s.breaker_failures, s.breaker_cooldown)
-        if why:
-            facts.breaker_open[service] = why
+    (
+        facts.actions_paused,
+        facts.actions_last_hour,
+        facts.breaker_open,
+    ) = await ctx.store.policy_inputs(
+        facts.now - timedelta(hours=1), mutating, services, s.breaker_failures, s.breaker_cooldown
+    )
     return facts
