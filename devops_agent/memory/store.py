@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -86,18 +86,15 @@ class Store:
         self, run_id: str, attempt: int, step: int, status: str, output: str
     ) -> None:
         async with self.sessions() as session:
-            entry = (
-                await session.execute(
-                    select(LedgerEntry).where(
-                        LedgerEntry.run_id == run_id,
-                        LedgerEntry.attempt == attempt,
-                        LedgerEntry.step == step,
-                    )
+            await session.execute(
+                update(LedgerEntry)
+                .where(
+                    LedgerEntry.run_id == run_id,
+                    LedgerEntry.attempt == attempt,
+                    LedgerEntry.step == step,
                 )
-            ).scalar_one()
-            entry.status = status
-            entry.output = output
-            entry.finished_at = utcnow()
+                .values(status=status, output=output, finished_at=utcnow())
+            )
             await session.commit()
 
     async def ledger_entry(self, run_id: str, attempt: int, step: int) -> LedgerEntry | None:

@@ -63,13 +63,16 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     facts = await policy_facts(ctx, [s.target for s in plan.steps])
     verdict = decide(plan, ctx.settings, ctx.policy, facts)
     run_id = str(state.get("run_id"))
+    plan.requires_approval = verdict.decision != "auto"
+    plan.why = f"{plan.why} Policy: {verdict.why}."
+    judged = {"plan": plan.model_dump(mode="json")}
     if verdict.decision == "approval":
         request = approval_request(state, plan, verdict.why, ctx.settings.approval_timeout)
         request["policy"] = verdict.policy
         await ctx.audit.append(
             run_id, "approval_request", "policy", {"why": verdict.why, "policy": verdict.policy}
         )
-        return {"approval": None, "approval_request": request}
+        return {**judged, "approval": None, "approval_request": request}
     if verdict.decision == "refuse":
         approval = Approval(
             decision="reject", approver="policy", comment=verdict.why, policy=verdict.policy
@@ -83,7 +86,12 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     await ctx.audit.append(
         run_id, "approval", "policy", {**approval.model_dump(mode="json"), "why": verdict.why}
     )
-    return {**update, "approval": approval.model_dump(mode="json"), "approval_request": None}
+    return {
+        **judged,
+        **update,
+        "approval": approval.model_dump(mode="json"),
+        "approval_request": None,
+    }
 
 
 async def await_approval(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:

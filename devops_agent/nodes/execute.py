@@ -12,7 +12,7 @@ from typing import Any
 
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import policy_facts
-from devops_agent.policy import refusals
+from devops_agent.policy import Facts, refusals
 from devops_agent.state import ActionRecord, IncidentState, Plan, PlanStep, utcnow
 from devops_agent.tools.registry import OperationResult
 
@@ -32,6 +32,7 @@ async def run_step(
     index: int,
     step: PlanStep,
     rollback_of: int | None = None,
+    recheck: bool = True,
 ) -> ActionRecord:
     """Check, snapshot, record in the ledger, run (or not, in a dry run), record the end."""
     params = {**step.params, "target": step.target}
@@ -45,7 +46,9 @@ async def run_step(
         started_at=utcnow(),
         rollback_of=rollback_of,
     )
-    facts = await policy_facts(ctx, [step.target])
+    # Right after the policy approved by itself, its facts are fresh; after a person's decision
+    # (minutes or days later) or for a rollback, read them again.
+    facts = await policy_facts(ctx, [step.target]) if recheck else Facts()
     refused = refusals([step], ctx.settings, ctx.policy, facts, undo=rollback_of is not None)
     record.snapshot = await snapshot(ctx, step)
     before = (record.snapshot or {}).get("replicas")
@@ -87,8 +90,11 @@ async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     run_id = str(state.get("run_id"))
     attempt = state.get("attempts", 0) + 1
     records: list[ActionRecord] = []
+    by_policy = (state.get("approval") or {}).get("approver") == "policy"
     for index, step in enumerate(plan.steps):
-        record = await run_step(ctx, run_id, attempt, index, step)
+        record = await run_step(
+            ctx, run_id, attempt, index, step, recheck=not by_policy or index > 0
+        )
         records.append(record)
         if record.status in ("failed", "refused"):
             break
