@@ -96,12 +96,9 @@ class Facts:
 
     actions_paused: bool = False
     actions_last_hour: dict[str, int] = field(default_factory=dict)  # service -> mutating actions
+    total_last_hour: int = 0  # mutating actions on every service
     breaker_open: dict[str, str] = field(default_factory=dict)  # service -> why
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def total_last_hour(self) -> int:
-        return sum(self.actions_last_hour.values())
 
 
 @dataclass

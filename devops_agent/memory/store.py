@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -204,19 +204,20 @@ class Store:
         services: list[str],
         failures: int,
         cooldown: int,
-    ) -> tuple[bool, dict[str, int], dict[str, str]]:
+    ) -> tuple[bool, dict[str, int], int, dict[str, str]]:
         """Everything the policy reads, in one session: whether actions are paused (the kill
-        switch), mutating actions per target since `since`, and open breakers per service."""
+        switch), mutating actions since `since` on each of `services` and in all, and open
+        breakers per service."""
         await self.setup()
         async with self.sessions() as session:
             paused = await session.get(Control, "actions_paused")
-            counts = await _actions_since(session, since, operations)
+            counts, total = await _actions_since(session, since, operations, services)
             breakers = {}
             for service in dict.fromkeys(services):
                 why = await _breaker(session, service, failures, cooldown)
                 if why:
                     breakers[service] = why
-        return (paused is not None and paused.value == "true"), counts, breakers
+        return (paused is not None and paused.value == "true"), counts, total, breakers
 
     async def get_control(self, name: str) -> str | None:
         await self.setup()
@@ -236,20 +237,21 @@ class Store:
 
 
 async def _actions_since(
-    session: AsyncSession, since: datetime, operations: set[str]
-) -> dict[str, int]:
-    """Mutating actions per target since `since` (started, succeeded or failed)."""
-    rows = await session.execute(
-        select(LedgerEntry.target, LedgerEntry.operation).where(
-            LedgerEntry.started_at >= since.isoformat(),
-            LedgerEntry.status.in_(("started", "succeeded", "failed")),
-        )
+    session: AsyncSession, since: datetime, operations: set[str], services: list[str]
+) -> tuple[dict[str, int], int]:
+    """Mutating actions (started, succeeded or failed) since `since`: per service, and in all."""
+    recent = (
+        LedgerEntry.started_at >= since.isoformat(),
+        LedgerEntry.status.in_(("started", "succeeded", "failed")),
+        LedgerEntry.operation.in_(sorted(operations)),
     )
-    counts: dict[str, int] = {}
-    for target, operation in rows:
-        if operation in operations:
-            counts[target] = counts.get(target, 0) + 1
-    return counts
+    rows = await session.execute(
+        select(LedgerEntry.target, func.count())
+        .where(*recent, LedgerEntry.target.in_(services))
+        .group_by(LedgerEntry.target)
+    )
+    total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(*recent))
+    return {str(target): int(count) for target, count in rows}, int(total or 0)
 
 
 async def _breaker(session: AsyncSession, service: str, failures: int, cooldown: int) -> str | None:

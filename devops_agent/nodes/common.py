@@ -54,6 +54,7 @@ async def policy_facts(ctx: AgentContext, services: list[str]) -> Facts:
     (
         facts.actions_paused,
         facts.actions_last_hour,
+        facts.total_last_hour,
         facts.breaker_open,
     ) = await ctx.store.policy_inputs(
         facts.now - timedelta(hours=1), mutating, services, s.breaker_failures, s.breaker_cooldown

@@ -79,7 +79,7 @@ def test_rate_limits_targets_and_kill_switch() -> None:
     s = load_settings(**AUTONOMOUS)
     assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 3})).decision == "refuse"
     assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 2})).decision == "auto"
-    busy = Facts(actions_last_hour={f"svc{i}": 1 for i in range(20)})
+    busy = Facts(actions_last_hour={"web": 0}, total_last_hour=20)
     assert "MAX_ACTIONS_PER_HOUR=20" in decide(_restart(), s, facts=busy).why
     wide = Plan(
         action="remediate",
