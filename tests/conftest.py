@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import docker
+import psycopg
 import pytest
 
 from tests.support.containers import Lab, ensure_test_image
@@ -28,3 +30,22 @@ def docker_client() -> Iterator[docker.DockerClient]:
 def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
     with Lab(docker_client) as created:
         yield created
+
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards (fails, never skips)."""
+    name = f"agent_test_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"these tests need PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it): {exc}"
+        )
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 from devops_agent.tools.fake import FakeBackend, FakeService
-
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database for this test, dropped afterwards."""
-    name = f"agent_test_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"these tests need PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it): {exc}"
-        )
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _ctx(url: str, web: FakeService, **settings: Any) -> AgentContext:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
-import psycopg
 import pytest
 
 from tests.server.conftest import Server, alert_payload, fixture, starts
 from tests.support.containers import Lab, wait_probe
 
 pytestmark = pytest.mark.docker
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"agent_server_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"this test needs PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh): {exc}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_runs_on_postgres(
