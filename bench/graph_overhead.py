@@ -28,6 +28,7 @@ from devops_agent.runner import Agent
 from devops_agent.state import Alert
 from devops_agent.tools.fake import FakeBackend, FakeService
 
+DURABILITY = "sync"  # as the agent runs (runner.Agent.stream)
 NODES = ["triage", "root_cause", "plan", "approve", "execute", "validate", "learn"]
 
 
@@ -71,7 +72,9 @@ async def time_bare(db: Path, runs: int) -> list[float]:
         graph = bare_graph().compile(checkpointer=saver)
         for i in range(runs):
             started = time.perf_counter()
-            await graph.ainvoke({"step": 0}, {"configurable": {"thread_id": f"bare-{i}"}})
+            await graph.ainvoke(
+                {"step": 0}, {"configurable": {"thread_id": f"bare-{i}"}}, durability=DURABILITY
+            )
             samples.append(time.perf_counter() - started)
     return samples
 
@@ -97,10 +100,8 @@ async def time_agent(db: Path, runs: int) -> list[float]:
                 alertname="ServiceDown", fingerprint=str(i), labels={"service": f"web{i}"}
             )
             started = time.perf_counter()
-            await agent.graph.ainvoke(
-                {"run_id": f"run-{i}", "alerts": [alert.model_dump(mode="json")]},
-                agent.config(f"run-{i}"),
-            )
+            async for _ in agent.stream(f"run-{i}", [alert]):
+                pass
             samples.append(time.perf_counter() - started)
             assert (await agent.state(f"run-{i}"))["outcome"] == "resolved"
     await ctx.store.close()
@@ -118,7 +119,7 @@ async def main(runs: int) -> None:
         our_mean, our_p99 = summary(ours)
         print(
             f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-            f"{runs} runs each, 7 nodes, AsyncSqliteSaver on a temp file"
+            f"{runs} runs each, 7 nodes, AsyncSqliteSaver on a temp file, durability={DURABILITY}"
         )
         print(f"bare LangGraph graph : mean {bare_mean:6.2f} ms   p99 {bare_p99:6.2f} ms")
         print(f"devops-agent run     : mean {our_mean:6.2f} ms   p99 {our_p99:6.2f} ms")

@@ -40,10 +40,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Integer, String, Text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from devops_agent.memory.db import make_engine
+from devops_agent.memory.db import Database, make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-" + secrets.token_hex(8)
@@ -97,15 +96,17 @@ class BareRow(BareBase):
 
 
 def bare_main(port: int, db_path: str) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{db_path}")
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    db = Database(make_engine(f"sqlite:///{db_path}"), name="bare-db")
+
+    def store(body: str) -> None:
+        with db.sessions() as session, session.begin():
+            session.add(BareRow(body=body, received_at=str(time.time())))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with engine.begin() as conn:
-            await conn.run_sync(BareBase.metadata.create_all)
+        await db.call(BareBase.metadata.create_all, db.engine)
         yield
-        await engine.dispose()
+        await db.close()
 
     app = FastAPI(lifespan=lifespan)
 
@@ -116,8 +117,7 @@ def bare_main(port: int, db_path: str) -> None:
     @app.post("/bare")
     async def bare(request: Request) -> Response:
         body = await request.body()
-        async with sessions() as session, session.begin():
-            session.add(BareRow(body=body.decode(), received_at=str(time.time())))
+        await db.call(store, body.decode())
         return Response('{"ok":true}', status_code=202, media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

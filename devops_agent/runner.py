@@ -40,7 +40,12 @@ class Agent:
             payload = {"run_id": run_id, "alerts": [a.model_dump(mode="json") for a in alerts]}
         else:
             payload = None  # continue from the last checkpoint
-        async for chunk in self.graph.astream(payload, self.config(run_id), stream_mode="updates"):
+        # durability="sync": a node's checkpoint is on disk before the next node starts, so a
+        # crash never repeats a finished step's side effects from an older checkpoint, and the
+        # nodes' own writes do not wait for SQLite's lock behind a checkpoint written meanwhile.
+        async for chunk in self.graph.astream(
+            payload, self.config(run_id), stream_mode="updates", durability="sync"
+        ):
             for node, update in chunk.items():
                 yield node, update
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from devops_agent.memory.db import AuditRow
@@ -74,11 +74,10 @@ class Verification:
 
 
 class AuditLog:
-    """The audit trail on the store's database."""
+    """The audit trail on the store's database (its queries run in the store's worker thread)."""
 
     def __init__(self, store: Store, key: bytes):
         self.store = store
-        self.sessions = store.sessions
         self.key = key
         self._head: tuple[int, str] | None = None  # (seq, hash) this process last wrote or read
         self._lock = asyncio.Lock()
@@ -89,64 +88,62 @@ class AuditLog:
         await self.store.setup()
         async with self._lock:  # one writer per process; other processes are caught by the key
             for _ in range(20):
-                seq = await self._try_append(run_id, kind, actor, detail)
+                seq = await self.store.call(self._try_append, run_id, kind, actor, detail)
                 if seq is not None:
                     return seq
         raise RuntimeError("audit log: could not append after 20 tries")
 
-    async def _try_append(
-        self, run_id: str, kind: str, actor: str, detail: dict[str, Any]
-    ) -> int | None:
+    def _try_append(self, run_id: str, kind: str, actor: str, detail: dict[str, Any]) -> int | None:
         """Insert after the known head (read once, then remembered); None when another writer
         took that number first, after which the head is read again."""
-        async with self.sessions() as session:
-            if self._head is None:
-                last = (
-                    await session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
-                ).scalar_one_or_none()
-                self._head = (last.seq, last.hash) if last else (0, GENESIS)
-            seq, prev, at = self._head[0] + 1, self._head[1], utcnow()
-            digest = _digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail)
-            session.add(
-                AuditRow(
-                    seq=seq,
-                    at=at,
-                    run_id=run_id,
-                    kind=kind,
-                    actor=actor[:200],
-                    detail=detail,
-                    prev_hash=prev,
-                    hash=digest,
+        try:
+            with self.store.engine.begin() as conn:
+                if self._head is None:
+                    last = conn.execute(
+                        select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
+                    ).first()
+                    self._head = (last.seq, last.hash) if last else (0, GENESIS)
+                seq, prev, at = self._head[0] + 1, self._head[1], utcnow()
+                digest = _digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail)
+                conn.execute(
+                    insert(AuditRow).values(
+                        seq=seq,
+                        at=at,
+                        run_id=run_id,
+                        kind=kind,
+                        actor=actor[:200],
+                        detail=detail,
+                        prev_hash=prev,
+                        hash=digest,
+                    )
                 )
-            )
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                self._head = None  # another writer took this number: read the new head
-                return None
-            self._head = (seq, digest)
-            return seq
+        except IntegrityError:
+            self._head = None  # another writer took this number: read the new head
+            return None
+        self._head = (seq, digest)
+        return seq
 
     async def rows(
         self, run_id: str | None = None, kind: str | None = None, limit: int = 1000, after: int = 0
     ) -> list[AuditRow]:
         await self.store.setup()
-        async with self.sessions() as session:
-            query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)
-            if run_id:
-                query = query.where(AuditRow.run_id == run_id)
-            if kind:
-                query = query.where(AuditRow.kind == kind)
-            return list((await session.execute(query)).scalars())
+        query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(limit)
+        if run_id:
+            query = query.where(AuditRow.run_id == run_id)
+        if kind:
+            query = query.where(AuditRow.kind == kind)
+        return await self.store.scalars(query)
 
     async def verify(self) -> Verification:
         """Walk the whole chain; the first row that does not fit is reported."""
         await self.store.setup()
+        return await self.store.call(self._verify)
+
+    def _verify(self) -> Verification:
         prev, expected_seq, count = GENESIS, 1, 0
-        async with self.sessions() as session:
-            result = await session.stream_scalars(select(AuditRow).order_by(AuditRow.seq))
-            async for row in result:
+        with self.store.sessions() as session:
+            query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000)
+            for row in session.scalars(query):
                 if row.seq != expected_seq:
                     return Verification(
                         False, count, prev, f"row {expected_seq} is missing (next is {row.seq})"

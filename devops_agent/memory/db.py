@@ -1,14 +1,35 @@
-"""Engine and schema: one DATABASE_URL for every store."""
+"""Engine and schema: one DATABASE_URL for every store.
+
+The stores run their queries on a synchronous engine in worker threads of their own (`Database`):
+a transaction of a few statements then costs one hop off the event loop, where an async driver
+(aiosqlite) takes one per statement. A run makes about ten small transactions and an alert one,
+so the hops were most of their cost (bench/graph_overhead.py, bench/webhook_load.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -115,32 +136,74 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so the checkpointer can share the file."""
-    url = sqlalchemy_url(database_url)
-    if url == "sqlite+aiosqlite://":
-        return create_async_engine(
-            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
+def make_engine(database_url: str) -> Engine:
+    """A synchronous engine on DATABASE_URL; SQLite gets WAL and a busy timeout so the
+    checkpointer can share the file."""
+    url = sqlalchemy_url(database_url).replace("sqlite+aiosqlite", "sqlite", 1)
+    if url == "sqlite://":
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    """Bring the schema to the latest migration (devops_agent.migrations; idempotent, and under
-    an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all.
+class Database:
+    """A synchronous engine and the worker threads its queries run in.
 
-    Alembic reads its scripts from disk, so it runs in a worker thread on a synchronous engine
-    of the same URL, never on the event loop.
+    SQLite has one writer at a time anyway: one thread avoids lock waits between our own writes.
     """
-    if engine.url.database in (None, "", ":memory:"):
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        return
-    from devops_agent.migrations import upgrade_url
 
-    sync_url = engine.url.set(drivername=engine.url.drivername.replace("+aiosqlite", ""))
-    await asyncio.to_thread(upgrade_url, sync_url.render_as_string(hide_password=False))
+    def __init__(self, engine: Engine, name: str = "db"):
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.postgres = engine.dialect.name == "postgresql"
+        self._workers = 1 if engine.dialect.name == "sqlite" else 4
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._ready = False
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` in this database's worker thread."""
+        if self._executor is None:  # first use, or first use after close()
+            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def scalars(self, query: Any) -> list[Any]:
+        """The objects (or single values) that a SELECT returns, in one session."""
+        return await self.call(self._scalars, query)
+
+    def _scalars(self, query: Any) -> list[Any]:
+        with self.sessions() as session:
+            return list(session.execute(query).scalars())
+
+    async def setup(self) -> None:
+        """Bring the schema to the latest migration, once per process (idempotent)."""
+        if not self._ready:
+            await self.call(create_schema, self.engine)
+            self._ready = True
+
+    async def close(self) -> None:
+        """Release the threads and connections (a later call opens them again)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True)
+        self.engine.dispose()
+        self._ready = False
+
+
+def create_schema(engine: Engine) -> None:
+    """Bring the schema to the latest migration (devops_agent.migrations; idempotent, and under
+    an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all."""
+    database = engine.url.database
+    if database in (None, "", ":memory:"):
+        Base.metadata.create_all(engine)
+        return
+    if engine.dialect.name == "sqlite":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    from devops_agent.migrations import upgrade
+
+    with engine.begin() as conn:
+        upgrade(conn)

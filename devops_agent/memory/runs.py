@@ -1,6 +1,6 @@
 """The service's run records: runs, the alerts that started or joined them, and approval decisions.
 
-Import this module before `create_schema` runs (the server's lifespan does) so that its tables
+Import this module before the schema is set up (the server's lifespan does) so that its tables
 are part of `Base.metadata`. Every state change that two actors may race on (two approvers, an
 approver and the timeout sweeper, an approver and a resolved alert) is one conditional UPDATE,
 so exactly one of them wins, in one process or several.
@@ -11,24 +11,21 @@ until `lease_until` (database time). Claims are conditional UPDATEs (one run) or
 same run and never wait for each other; the holder renews its leases while it works, and when it
 dies its runs become claimable once the lease has run out.
 
-The queries run on a synchronous engine in a worker thread of their own: the webhook's
-transaction (a few statements) then costs one hop off the event loop instead of one per
-statement, which keeps intake fast while graph runs share the loop.
+The queries run in the worker thread of a `Database` (devops_agent.memory.db): the webhook's
+transaction (a few statements) costs one hop off the event loop, which keeps intake fast while
+graph runs share the loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -41,8 +38,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     case,
-    create_engine,
-    event,
     func,
     insert,
     or_,
@@ -51,11 +46,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.orm import Mapped, mapped_column
 
-from devops_agent.memory.db import Base, LedgerEntry, sqlalchemy_url, sqlite_pragmas
+from devops_agent.memory.db import Base, Database, make_engine
 from devops_agent.state import Alert
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
@@ -68,7 +61,6 @@ QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
 OPEN_STATUSES = (QUEUED, RUNNING, AWAITING)
 STATUSES = (QUEUED, RUNNING, AWAITING, COMPLETED, FAILED)
 _OPEN_SQL = text("status IN ('queued', 'running', 'awaiting_approval')")
-T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -194,45 +186,17 @@ class Ingested:
         return sum(g.ignored for g in self.groups)
 
 
-class RunRepo:
+class RunRepo(Database):
     """Queries on the run tables, on the service's DATABASE_URL."""
 
     def __init__(self, engine: Engine):
-        self.engine = engine
-        self.sessions = sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time anyway: one thread avoids lock waits between ours.
-        workers = 1 if engine.dialect.name == "sqlite" else 4
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="runs-db")
+        super().__init__(engine, name="runs-db")
         # Serialises intake in this process; the unique constraints guard across processes.
         self._intake_lock = threading.Lock()
-        self.postgres = engine.dialect.name == "postgresql"
 
     @classmethod
     def from_url(cls, database_url: str) -> RunRepo:
-        return cls(make_sync_engine(database_url))
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    async def setup(self) -> None:
-        """Bring the schema up to date (the store usually did already; migrations are idempotent)."""
-        await self._call(self._setup)
-
-    def _setup(self) -> None:
-        if self.engine.url.database in (None, "", ":memory:"):
-            # memory:// (one engine, one private database): no migration history to keep.
-            names = ("runs", "alerts", "approval_decisions")
-            Base.metadata.create_all(self.engine, tables=[Base.metadata.tables[n] for n in names])
-            return
-        from devops_agent.migrations import upgrade
-
-        with self.engine.begin() as conn:
-            upgrade(conn)
-
-    async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self.engine.dispose()
+        return cls(make_engine(database_url))
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -241,7 +205,7 @@ class RunRepo:
 
         One transaction for the whole payload: when this returns, the alerts are durable.
         """
-        return await self._call(self._ingest, list(groups))
+        return await self.call(self._ingest, list(groups))
 
     def _ingest(self, groups: list[tuple[str, list[Alert]]]) -> Ingested:
         with self._intake_lock:
@@ -262,7 +226,7 @@ class RunRepo:
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, run_id: str) -> RunRecord | None:
-        return await self._call(self._get, run_id)
+        return await self.call(self._get, run_id)
 
     def _get(self, run_id: str) -> RunRecord | None:
         with self.sessions() as session:
@@ -285,18 +249,14 @@ class RunRepo:
             query = query.where(RunRecord.service == service)
         if cursor is not None:
             query = query.where(RunRecord.seq < cursor)
-        rows = await self._call(self._rows, query)
+        rows = await self.scalars(query)
         more = len(rows) > limit
         rows = rows[:limit]
         return RunPage(rows, str(rows[-1].seq) if more and rows else None)
 
-    def _rows(self, query: Any) -> list[Any]:
-        with self.sessions() as session:
-            return list(session.execute(query).scalars())
-
     async def with_status(self, *statuses: str) -> list[RunRecord]:
         query = select(RunRecord).where(RunRecord.status.in_(statuses)).order_by(RunRecord.seq)
-        return await self._call(self._rows, query)
+        return await self.scalars(query)
 
     async def alerts_of(self, run_ids: Iterable[str]) -> dict[str, list[AlertRecord]]:
         ids = list(run_ids)
@@ -304,7 +264,7 @@ class RunRepo:
         if not ids:
             return found
         query = select(AlertRecord).where(AlertRecord.run_id.in_(ids)).order_by(AlertRecord.id)
-        for row in await self._call(self._rows, query):
+        for row in await self.scalars(query):
             found[str(row.run_id)].append(row)
         return found
 
@@ -323,7 +283,7 @@ class RunRepo:
         return bool(current) and all(a.status == "resolved" for a in current)
 
     async def counts(self) -> dict[str, int]:
-        return await self._call(self._counts)
+        return await self.call(self._counts)
 
     def _counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -334,7 +294,7 @@ class RunRepo:
         return counts
 
     async def ping(self) -> None:
-        await self._call(self._scalar, select(1))
+        await self.call(self._scalar, select(1))
 
     def _scalar(self, query: Any) -> int:
         with self.engine.connect() as conn:
@@ -374,7 +334,7 @@ class RunRepo:
             query = query.where(RunRecord.status.in_(only_from))
         if owner is not None:
             query = query.where(RunRecord.owner == owner)
-        return await self._call(self._update_one, query)
+        return await self.call(self._update_one, query)
 
     def _update_one(self, query: Any) -> bool:
         with self.engine.begin() as conn:
@@ -392,7 +352,7 @@ class RunRepo:
         The winner's decision is recorded in the same transaction, and the winner (`owner`)
         holds the run for `lease` seconds: it continues the run itself.
         """
-        return await self._call(self._claim, run_id, decision, owner, lease)
+        return await self.call(self._claim, run_id, decision, owner, lease)
 
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
@@ -446,7 +406,7 @@ class RunRepo:
 
     async def claim(self, run_id: str, owner: str, lease: float) -> bool:
         """Hold one run for `lease` seconds: True when it is ours now (or was already)."""
-        return await self._call(self._claim_one, run_id, owner, lease)
+        return await self.call(self._claim_one, run_id, owner, lease)
 
     def _claim_one(self, run_id: str, owner: str, lease: float) -> bool:
         status, free = self._claimable()
@@ -462,7 +422,7 @@ class RunRepo:
         then queued ones. Rows another replica is claiming right now are skipped, not waited for."""
         if limit <= 0:
             return []
-        return await self._call(self._claim_batch, owner, lease, limit)
+        return await self.call(self._claim_batch, owner, lease, limit)
 
     def _claim_batch(self, owner: str, lease: float, limit: int) -> list[str]:
         first = case((RunRecord.status == RUNNING, 0), else_=1)
@@ -488,7 +448,7 @@ class RunRepo:
         ids = list(run_ids)
         if not ids:
             return set()
-        return await self._call(self._renew, owner, ids, lease)
+        return await self.call(self._renew, owner, ids, lease)
 
     def _renew(self, owner: str, ids: list[str], lease: float) -> set[str]:
         query = (
@@ -507,7 +467,7 @@ class RunRepo:
             query = query.where(RunRecord.owner == owner)
         if run_ids is not None:
             query = query.where(RunRecord.run_id.in_(list(run_ids)))
-        return await self._call(self._update_many, query.values(owner=None, lease_until=None))
+        return await self.call(self._update_many, query.values(owner=None, lease_until=None))
 
     def _update_many(self, query: Any) -> int:
         with self.engine.begin() as conn:
@@ -521,7 +481,7 @@ class RunRepo:
             .order_by(RunRecord.awaiting_since)
             .limit(limit)
         )
-        return [str(r) for r in await self._call(self._scalars, query)]
+        return [str(r) for r in await self.scalars(query)]
 
     # -- retention --------------------------------------------------------------------------
 
@@ -537,11 +497,7 @@ class RunRepo:
             .order_by(RunRecord.seq)
             .limit(limit)
         )
-        return [str(r) for r in await self._call(self._scalars, query)]
-
-    def _scalars(self, query: Any) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+        return [str(r) for r in await self.scalars(query)]
 
     async def mark_pruned(self, run_ids: Iterable[str]) -> int:
         query = (
@@ -549,7 +505,7 @@ class RunRepo:
             .where(RunRecord.run_id.in_(list(run_ids)), RunRecord.pruned_at.is_(None))
             .values(pruned_at=now_iso())
         )
-        return await self._call(self._update_many, query)
+        return await self.call(self._update_many, query)
 
 
 def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupOutcome:
@@ -640,23 +596,3 @@ def _run_of_firing(conn: Connection, resolved: list[Alert]) -> str | None:
         if row is not None:
             return str(row[0])
     return None
-
-
-def make_sync_engine(database_url: str) -> Engine:
-    """A synchronous engine on DATABASE_URL, with the same SQLite settings as the async one."""
-    url = sqlalchemy_url(database_url).replace("sqlite+aiosqlite", "sqlite", 1)
-    if url == "sqlite://":
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-async def recent_actions(engine: AsyncEngine, limit: int = 50) -> list[LedgerEntry]:
-    """The last steps of the action ledger (the store's table, on the store's engine)."""
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    async with sessions() as session:
-        query = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit)
-        return list((await session.execute(query)).scalars())

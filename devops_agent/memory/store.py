@@ -1,53 +1,35 @@
-"""Queries over the service's tables: the action ledger, incidents and learned patterns."""
+"""Queries over the service's tables: the action ledger, incidents and learned patterns.
+
+Each public method is one transaction, run in the database's worker thread (`Database`); the
+writes every run makes are SQLAlchemy Core statements.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from devops_agent.memory.db import (
     Control,
+    Database,
     Incident,
     LedgerEntry,
     Pattern,
-    create_schema,
     make_engine,
 )
 from devops_agent.state import utcnow
 
 
-class Store:
+class Store(Database):
     """One object for the agent's own records, on the same DATABASE_URL as the checkpoints."""
-
-    def __init__(self, engine: AsyncEngine, directory: Path | None = None):
-        self.engine = engine
-        self.directory = directory
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._ready = False
 
     @classmethod
     def from_url(cls, database_url: str) -> Store:
-        directory = None
-        if database_url.startswith("sqlite") and ":///" in database_url:
-            directory = Path(database_url.split(":///", 1)[1]).parent
-        return cls(make_engine(database_url), directory)
-
-    async def setup(self) -> None:
-        """Create the tables once (idempotent)."""
-        if not self._ready:
-            if self.directory is not None:
-                await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            await create_schema(self.engine)
-            self._ready = True
-
-    async def close(self) -> None:
-        await self.engine.dispose()
+        return cls(make_engine(database_url), name="store-db")
 
     # -- the action ledger ------------------------------------------------------------------
 
@@ -63,30 +45,44 @@ class Store:
         """Record a step as started. Returns the earlier entry when the step was already recorded,
         in which case the caller must not run it again."""
         await self.setup()
-        async with self.sessions() as session:
-            entry = LedgerEntry(
-                run_id=run_id,
-                attempt=attempt,
-                step=step,
-                operation=operation,
-                target=target,
-                params=params,
-                status="started",
-                started_at=utcnow(),
-            )
-            session.add(entry)
-            try:
-                await session.commit()
-                return None
-            except IntegrityError:
-                await session.rollback()
-        return await self.ledger_entry(run_id, attempt, step)
+        return await self.call(self._begin_step, run_id, attempt, step, operation, target, params)
+
+    def _begin_step(
+        self,
+        run_id: str,
+        attempt: int,
+        step: int,
+        operation: str,
+        target: str,
+        params: dict[str, Any],
+    ) -> LedgerEntry | None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(LedgerEntry).values(
+                        run_id=run_id,
+                        attempt=attempt,
+                        step=step,
+                        operation=operation,
+                        target=target,
+                        params=params,
+                        status="started",
+                        output="",
+                        started_at=utcnow(),
+                    )
+                )
+            return None
+        except IntegrityError:
+            return self._ledger_entry(run_id, attempt, step)
 
     async def finish_step(
         self, run_id: str, attempt: int, step: int, status: str, output: str
     ) -> None:
-        async with self.sessions() as session:
-            await session.execute(
+        await self.call(self._finish_step, run_id, attempt, step, status, output)
+
+    def _finish_step(self, run_id: str, attempt: int, step: int, status: str, output: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
                 update(LedgerEntry)
                 .where(
                     LedgerEntry.run_id == run_id,
@@ -95,27 +91,28 @@ class Store:
                 )
                 .values(status=status, output=output, finished_at=utcnow())
             )
-            await session.commit()
 
-    async def ledger_entry(self, run_id: str, attempt: int, step: int) -> LedgerEntry | None:
-        async with self.sessions() as session:
-            return (
-                await session.execute(
-                    select(LedgerEntry).where(
-                        LedgerEntry.run_id == run_id,
-                        LedgerEntry.attempt == attempt,
-                        LedgerEntry.step == step,
-                    )
+    def _ledger_entry(self, run_id: str, attempt: int, step: int) -> LedgerEntry | None:
+        with self.sessions() as session:
+            return session.execute(
+                select(LedgerEntry).where(
+                    LedgerEntry.run_id == run_id,
+                    LedgerEntry.attempt == attempt,
+                    LedgerEntry.step == step,
                 )
             ).scalar_one_or_none()
 
-    async def ledger(self, run_id: str) -> list[LedgerEntry]:
+    async def ledger(
+        self, run_id: str | None = None, limit: int | None = None
+    ) -> list[LedgerEntry]:
+        """The ledger of one run in order, or (run_id None) the newest `limit` steps of all."""
         await self.setup()
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(LedgerEntry).where(LedgerEntry.run_id == run_id).order_by(LedgerEntry.id)
-            )
-            return list(rows.scalars())
+        query = select(LedgerEntry)
+        if run_id is not None:
+            query = query.where(LedgerEntry.run_id == run_id).order_by(LedgerEntry.id)
+        else:
+            query = query.order_by(LedgerEntry.id.desc())
+        return await self.scalars(query.limit(limit))
 
     # -- incidents and what was learned -----------------------------------------------------
 
@@ -134,66 +131,76 @@ class Store:
     ) -> None:
         """Store the finished incident and count how each operation did (idempotent per run)."""
         await self.setup()
-        async with self.sessions() as session:
-            exists = (
-                await session.execute(select(Incident.id).where(Incident.run_id == run_id))
-            ).first()
-            if exists:
-                return
-            session.add(
-                Incident(
-                    run_id=run_id,
-                    service=service,
-                    category=category,
-                    root_cause=root_cause,
-                    confidence=confidence,
-                    outcome=outcome,
-                    evidence=evidence,
-                    actions=actions,
-                    attempts=attempts,
-                    created_at=utcnow(),
-                )
+        incident = {
+            "run_id": run_id,
+            "service": service,
+            "category": category,
+            "root_cause": root_cause,
+            "confidence": confidence,
+            "outcome": outcome,
+            "evidence": evidence,
+            "actions": actions,
+            "attempts": attempts,
+            "created_at": utcnow(),
+        }
+        await self.call(self._record_incident, incident)
+
+    def _record_incident(self, incident: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            stored = conn.execute(
+                self._insert(Incident)
+                .values(**incident)
+                .on_conflict_do_nothing(index_elements=["run_id"])
             )
-            fixed = outcome == "resolved"
-            for operation in {a["operation"] for a in actions if a.get("status") == "succeeded"}:
-                pattern = (
-                    await session.execute(
-                        select(Pattern).where(
-                            Pattern.service == service,
-                            Pattern.category == category,
-                            Pattern.operation == operation,
-                        )
-                    )
-                ).scalar_one_or_none()
-                if pattern is None:
-                    pattern = Pattern(
-                        service=service,
-                        category=category,
+            if stored.rowcount == 0:
+                return  # learned already (learn ran again after a resume)
+            fixed = int(incident["outcome"] == "resolved")
+            succeeded = {
+                a["operation"] for a in incident["actions"] if a.get("status") == "succeeded"
+            }
+            for operation in sorted(succeeded):
+                conn.execute(
+                    self._insert(Pattern)
+                    .values(
+                        service=incident["service"],
+                        category=incident["category"],
                         operation=operation,
-                        successes=0,
-                        failures=0,
+                        successes=fixed,
+                        failures=1 - fixed,
                     )
-                    session.add(pattern)
-                if fixed:
-                    pattern.successes += 1
-                else:
-                    pattern.failures += 1
-            await session.commit()
+                    .on_conflict_do_update(
+                        index_elements=["service", "category", "operation"],
+                        set_={
+                            "successes": Pattern.successes + fixed,
+                            "failures": Pattern.failures + 1 - fixed,
+                        },
+                    )
+                )
+
+    def _insert(self, model: type[Incident] | type[Pattern]) -> Any:
+        """INSERT with ON CONFLICT, in this database's dialect."""
+        return (postgresql if self.postgres else sqlite).insert(model)
 
     async def history(self, service: str) -> dict[tuple[str, str], tuple[int, int]]:
         """(category, operation) -> (successes, failures) on this service."""
         await self.setup()
-        async with self.sessions() as session:
-            rows = await session.execute(select(Pattern).where(Pattern.service == service))
-            return {(p.category, p.operation): (p.successes, p.failures) for p in rows.scalars()}
+        return await self.call(self._history, service)
+
+    def _history(self, service: str) -> dict[tuple[str, str], tuple[int, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Pattern.category, Pattern.operation, Pattern.successes, Pattern.failures
+                ).where(Pattern.service == service)
+            )
+            return {(c, o): (ok, failed) for c, o, ok, failed in rows}
 
     async def incidents(self, service: str | None = None) -> list[Incident]:
         await self.setup()
-        async with self.sessions() as session:
-            query = select(Incident).order_by(Incident.id)
-            if service:
-                query = query.where(Incident.service == service)
-            return list((await session.execute(query)).scalars())
+        query = select(Incident).order_by(Incident.id)
+        if service:
+            query = query.where(Incident.service == service)
+        return await self.scalars(query)
 
     # -- what the policy needs --------------------------------------------------------------
 
@@ -205,73 +212,90 @@ class Store:
         failures: int,
         cooldown: int,
     ) -> tuple[bool, dict[str, int], int, dict[str, str]]:
-        """Everything the policy reads, in one session: whether actions are paused (the kill
+        """Everything the policy reads, in one transaction: whether actions are paused (the kill
         switch), mutating actions since `since` on each of `services` and in all, and open
         breakers per service."""
         await self.setup()
-        async with self.sessions() as session:
-            paused = await session.get(Control, "actions_paused")
-            counts, total = await _actions_since(session, since, operations, services)
+        return await self.call(self._policy_inputs, since, operations, services, failures, cooldown)
+
+    def _policy_inputs(
+        self,
+        since: datetime,
+        operations: set[str],
+        services: list[str],
+        failures: int,
+        cooldown: int,
+    ) -> tuple[bool, dict[str, int], int, dict[str, str]]:
+        with self.engine.connect() as conn:
+            paused = conn.scalar(select(Control.value).where(Control.name == "actions_paused"))
+            counts, total = _actions_since(conn, since, operations, services)
             breakers = {}
             for service in dict.fromkeys(services):
-                why = await _breaker(session, service, failures, cooldown)
+                why = _breaker(conn, service, failures, cooldown)
                 if why:
                     breakers[service] = why
-        return (paused is not None and paused.value == "true"), counts, total, breakers
+        return paused == "true", counts, total, breakers
 
-    async def get_control(self, name: str) -> str | None:
+    async def control(self, name: str) -> Control | None:
+        """A switch every replica sees (None when never set)."""
         await self.setup()
-        async with self.sessions() as session:
-            row = await session.get(Control, name)
-            return row.value if row else None
+        return await self.call(self._control, name)
+
+    def _control(self, name: str) -> Control | None:
+        with self.sessions() as session:
+            return session.get(Control, name)
 
     async def set_control(self, name: str, value: str, by: str = "") -> None:
         await self.setup()
-        async with self.sessions() as session:
-            row = await session.get(Control, name)
+        await self.call(self._set_control, name, value, by)
+
+    def _set_control(self, name: str, value: str, by: str) -> None:
+        with self.sessions() as session:
+            row = session.get(Control, name)
             if row is None:
                 session.add(Control(name=name, value=value, updated_at=utcnow(), updated_by=by))
             else:
                 row.value, row.updated_at, row.updated_by = value, utcnow(), by
-            await session.commit()
+            session.commit()
 
 
-async def _actions_since(
-    session: AsyncSession, since: datetime, operations: set[str], services: list[str]
+def _actions_since(
+    conn: Connection, since: datetime, operations: set[str], services: list[str]
 ) -> tuple[dict[str, int], int]:
-    """Mutating actions (started, succeeded or failed) since `since`: per service, and in all."""
-    recent = (
-        LedgerEntry.started_at >= since.isoformat(),
-        LedgerEntry.status.in_(("started", "succeeded", "failed")),
-        LedgerEntry.operation.in_(sorted(operations)),
-    )
-    rows = await session.execute(
+    """Mutating actions (started, succeeded or failed) since `since`: per service, and in all.
+
+    One aggregate row per target acted on in the window (a few: the hourly limits cap them)."""
+    rows = conn.execute(
         select(LedgerEntry.target, func.count())
-        .where(*recent, LedgerEntry.target.in_(services))
+        .where(
+            LedgerEntry.started_at >= since.isoformat(),
+            LedgerEntry.status.in_(("started", "succeeded", "failed")),
+            LedgerEntry.operation.in_(sorted(operations)),
+        )
         .group_by(LedgerEntry.target)
     )
-    total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(*recent))
-    return {str(target): int(count) for target, count in rows}, int(total or 0)
+    per_target = {str(target): int(count) for target, count in rows}
+    wanted = set(services)
+    return {t: n for t, n in per_target.items() if t in wanted}, sum(per_target.values())
 
 
-async def _breaker(session: AsyncSession, service: str, failures: int, cooldown: int) -> str | None:
+def _breaker(conn: Connection, service: str, failures: int, cooldown: int) -> str | None:
     """Why the circuit breaker is open for a service, or None.
 
     It opens after `failures` incidents in a row, within `cooldown` seconds, in which the agent
     acted and the service was still not healthy (outcome escalated after actions).
     """
     since = (datetime.now(UTC) - timedelta(seconds=cooldown)).isoformat()
-    rows = await session.execute(
-        select(Incident)
+    recent = conn.execute(
+        select(Incident.outcome, Incident.actions, Incident.created_at)
         .where(Incident.service == service, Incident.created_at >= since)
         .order_by(Incident.id.desc())
         .limit(failures)
-    )
-    recent = list(rows.scalars())
+    ).all()
     failed = [
-        i
-        for i in recent
-        if i.outcome == "escalated" and any(a.get("status") == "succeeded" for a in i.actions)
+        row
+        for row in recent
+        if row.outcome == "escalated" and any(a.get("status") == "succeeded" for a in row.actions)
     ]
     if len(recent) >= failures and len(failed) == failures:
         until = datetime.fromisoformat(recent[-1].created_at) + timedelta(seconds=cooldown)

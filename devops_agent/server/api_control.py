@@ -14,7 +14,6 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_agent.alertmanager import Storable
-from devops_agent.memory.db import Control
 from devops_agent.server.deps import Services, services
 
 router = APIRouter()
@@ -41,10 +40,7 @@ class KillSwitch(BaseModel):
 
 async def kill_switch(svc: Services) -> KillSwitch:
     """The kill switch as the store has it (never set: not paused)."""
-    store = svc.agent.ctx.store
-    await store.setup()
-    async with store.sessions() as session:
-        row = await session.get(Control, KILL_SWITCH)
+    row = await svc.agent.ctx.store.control(KILL_SWITCH)
     if row is None:
         return KillSwitch(actions_paused=False, updated_by=None, updated_at=None)
     return KillSwitch(

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from devops_agent.memory.runs import recent_actions
 from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
 from devops_agent.tools.docker import DockerBackend
@@ -117,7 +116,7 @@ async def debug_docker(svc: Svc) -> dict[str, Any]:
 
 @router.get("/orchestrator/status", summary="The run manager and the recent actions")
 async def orchestrator_status(svc: Svc) -> dict[str, Any]:
-    actions = await recent_actions(svc.agent.ctx.store.engine, 50)
+    actions = await svc.agent.ctx.store.ledger(limit=50)
     return {
         "max_concurrent_runs": svc.manager.max_concurrent,
         "executing": sorted(svc.manager.executing),

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import devops_agent.memory.runs  # noqa: F401  (registers the run tables before create_schema)
+import devops_agent.memory.runs  # noqa: F401  (registers the run tables before the schema is set up)
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.memory.runs import RunRepo
