@@ -10,7 +10,8 @@ then breaks it and times, from the moment of the fault:
 
 - detection: until the agent's webhook stored the alert (the run's created_at);
 - agent: from the webhook to the first action's start (triage, evidence, diagnosis, plan, policy);
-  "evidence" is the part of it spent in root_cause (on a hang, mostly the health probe's timeout);
+  "evidence" is the part of it spent in root_cause (on a hang, mostly the quick health probe's
+  PROBE_QUICK_TIMEOUT, which Prometheus' failing health check confirms: nodes/hang.py);
 - action: the action itself (restart_service);
 - validation: from the action's end to the run's end (probing until healthy, learn);
 - healthy: until this script's own probe of the health URL answers 200 again.

@@ -35,6 +35,8 @@ EXAMPLES: dict[str, str] = {
     "notify_webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX",
     "max_replicas": "10",
     "validate_timeout": "30",
+    "probe_timeout": "3",
+    "probe_quick_timeout": "0.5",
     "llm_structured_output": "function_calling",
     "llm_max_tool_calls": "8",
     "max_concurrent_runs": "8",
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
+    # Seconds a health probe waits for an answer before the service counts as not answering.
+    probe_timeout: float = Field(3.0, gt=0, le=60)
+    # root_cause's first probe: when this one gets no answer and Docker or Prometheus already saw
+    # the service not answering, with no sign of load, it is diagnosed hung without waiting
+    # PROBE_TIMEOUT (nodes/hang.py). Equal to PROBE_TIMEOUT: always wait.
+    probe_quick_timeout: float = Field(0.5, gt=0, le=60)
     execute_command_allowlist: str = ""
     # Requests per second per client (IP and credential) on the API; 0 turns the limit off.
     rate_limit_per_second: float = Field(100, ge=0)

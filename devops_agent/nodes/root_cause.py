@@ -1,4 +1,8 @@
-"""root_cause: gather evidence with the read-only operations, then ask the reasoner."""
+"""root_cause: gather evidence with the read-only operations, then ask the reasoner.
+
+The target's health probe is quick first (PROBE_QUICK_TIMEOUT); when it gets no answer, nodes/hang.py
+decides whether the other evidence confirms a hang or the probe must wait PROBE_TIMEOUT.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import investigation, target_of
+from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
 from devops_agent.state import Evidence, IncidentState
 from devops_agent.tools.prometheus import service_evidence
 from devops_agent.tools.registry import OperationResult
@@ -56,7 +61,9 @@ async def _dependencies(
         dep = await ctx.registry.backend.resolve([name])
         if dep is None:
             continue
-        result = await ctx.registry.run("health_check", {"target": dep.name})
+        result = await ctx.registry.run(
+            "health_check", {"target": dep.name, "probe_timeout": ctx.settings.probe_timeout}
+        )
         healthy = bool(result.ok and result.data.get("healthy"))
         how = "declared by label" if name in declared else "named in the error lines"
         evidence.append(
@@ -78,22 +85,51 @@ async def _prometheus(url: str | None, service: str) -> list[dict[str, Any]]:
     return [(await service_evidence(url, service)).model_dump(mode="json")]
 
 
+async def _settle_probe(
+    ctx: AgentContext,
+    name: str,
+    health: OperationResult,
+    logs: OperationResult,
+    resources: OperationResult,
+    metrics: list[dict[str, Any]],
+    quick: float,
+) -> OperationResult:
+    """The quick probe got no answer: confirm the hang from the other evidence, or probe again
+    with the full PROBE_TIMEOUT. Either way the probe's data says which it was."""
+    seen, why_wait = confirmed_hang(health, logs, resources, metrics, quick)
+    if seen:
+        probe = health.data["probe"]
+        probe["confirmed_by"] = seen
+        probe["summary"] = f"{probe['summary']}, and {seen}"
+        health.message = f"{health.message}; {seen}"
+        return health
+    again = await ctx.registry.run(
+        "health_check", {"target": name, "probe_timeout": ctx.settings.probe_timeout}
+    )
+    if again.ok and again.data.get("probe"):
+        again.data["probe"]["quick_probe"] = f"no answer in {quick:g}s; waited longer: {why_wait}"
+    return again
+
+
 async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     target = target_of(state)
     assert target is not None, "triage routes only resolved targets here"
     target = (
         await ctx.registry.backend.resolve([target.name]) or target
     )  # replicas may have changed
-    results, metrics = await asyncio.gather(
+    quick = min(ctx.settings.probe_quick_timeout, ctx.settings.probe_timeout)
+    (health, logs, resources), metrics = await asyncio.gather(
         asyncio.gather(
-            ctx.registry.run("health_check", {"target": target.name}),
+            ctx.registry.run("health_check", {"target": target.name, "probe_timeout": quick}),
             ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
             ctx.registry.run("check_resources", {"target": target.name}),
         ),
         _prometheus(ctx.settings.prometheus_url, target.name),
     )
-    evidence = [_evidence(r) for r in results]
-    errors = results[1].data.get("error_lines", []) if results[1].ok else []
+    if quick < ctx.settings.probe_timeout and probe_timed_out(health):
+        health = await _settle_probe(ctx, target.name, health, logs, resources, metrics, quick)
+    evidence = [_evidence(r) for r in (health, logs, resources)]
+    errors = logs.data.get("error_lines", []) if logs.ok else []
     evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
     evidence += metrics
     target_dump = target.model_dump(mode="json")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -22,8 +24,10 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout
 
 from devops_agent.state import Target
+from devops_agent.tools import cgroups
 from devops_agent.tools.logs import error_lines, split_lines
 from devops_agent.tools.registry import (
+    DEFAULT_PROBE_TIMEOUT,
     ExecuteCommandParams,
     GetLogsParams,
     OperationResult,
@@ -35,7 +39,6 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 HEALTH_URL = "devops-agent.health-url"
-PROBE_TIMEOUT = 3.0
 OUTPUT_CAP = 16_384
 
 
@@ -93,12 +96,16 @@ class DockerBackend:
         timeout: float = 60.0,
         max_replicas: int = 10,
         command_allowlist: list[list[str]] | None = None,
+        cgroup_root: Path | None = cgroups.ROOT,
     ) -> None:
         self.docker_host = docker_host
         self.timeout = timeout
         self.max_replicas = max_replicas
         self.command_allowlist = command_allowlist or []
         self._client: docker.DockerClient | None = None
+        # The containers' cgroup files are this host's only when the engine is local.
+        host = docker_host or os.environ.get("DOCKER_HOST", "")
+        self.cgroup_root = cgroup_root if host == "" or host.startswith("unix://") else None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -258,7 +265,7 @@ class DockerBackend:
         for c in result.data["containers"]:
             c.pop("labels", None)
         if url:
-            probe = await http_probe(url)
+            probe = await http_probe(url, params.probe_timeout)
             result.data["probe"] = probe
             result.data["healthy"] = result.data["healthy"] and probe["ok"]
             result.message += f"; probe {probe['summary']}"
@@ -280,16 +287,20 @@ class DockerBackend:
         )
 
     def _check_resources(self, params: Any) -> OperationResult:
-        usage = []
-        for container in self._containers(params.target):
+        containers = self._containers(params.target)
+        for container in containers:
             container.reload()
-            if container.status != "running":
-                usage.append({"name": container.name, "running": False})
-                continue
-            stats: dict[str, Any] = container.stats(stream=False)  # type: ignore[assignment]
-            usage.append(
-                {"name": container.name, "running": True, **_resource_figures(container, stats)}
-            )
+        running = [c for c in containers if c.status == "running"]
+        figures = self._cgroup_figures(running)
+        if figures is None:  # not on this host, or unreadable: the stats API (a second or so)
+            figures = [_stats_figures(c) for c in running]
+        measured = {c.id: f for c, f in zip(running, figures, strict=True)}
+        usage = [
+            {"name": c.name, "running": True, **measured[c.id]}
+            if c.id in measured
+            else {"name": c.name, "running": False}
+            for c in containers
+        ]
         summary = "; ".join(
             f"{u['name']} cpu {u.get('cpu_of_limit_percent', 0):.0f}% of limit, "
             f"mem {u.get('memory_percent', 0):.0f}%"
@@ -303,6 +314,36 @@ class DockerBackend:
             message=summary or "no running container",
             data={"containers": usage},
         )
+
+    def _cgroup_figures(self, running: list[Container]) -> list[dict[str, Any]] | None:
+        """Figures from the cgroup files, when every running container's are readable here."""
+        if not running:
+            return []
+        if self.cgroup_root is None:
+            return None
+        readers = [
+            cgroups.locate(
+                str(c.id), c.attrs["HostConfig"].get("CgroupParent") or "", self.cgroup_root
+            )
+            for c in running
+        ]
+        found = [r for r in readers if r is not None]
+        usages = cgroups.measure(found) if len(found) == len(readers) else None
+        if usages is None:
+            return None
+        return [
+            _figures(
+                c,
+                source="cgroup",
+                cpu_percent=u.cpu_percent,
+                online=os.cpu_count() or 1,
+                periods=u.periods,
+                throttled=u.throttled,
+                throttled_total=u.throttled_total,
+                memory=u.memory,
+            )
+            for c, u in zip(running, usages, strict=True)
+        ]
 
     # -- mutating operations ----------------------------------------------------------------
 
@@ -386,35 +427,57 @@ def _explain(exc: Exception) -> str:
     return str(exc)[:300]
 
 
-def _resource_figures(container: Container, stats: dict[str, Any]) -> dict[str, Any]:
-    """CPU against the quota, memory against the limit, and throttling, from one stats sample."""
+def _stats_figures(container: Container) -> dict[str, Any]:
+    """Figures from one sample of Docker's stats API (which carries the previous one too)."""
+    stats: dict[str, Any] = container.stats(stream=False)  # type: ignore[assignment]
     cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
     cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
         "total_usage", 0
     )
     system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
     online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
-    cpu_percent = (cpu_delta / system_delta) * online * 100 if system_delta > 0 else 0.0
+    throttle, pre_throttle = cpu.get("throttling_data", {}), pre.get("throttling_data", {})
+    mem = stats.get("memory_stats", {})
+    return _figures(
+        container,
+        source="stats API",
+        cpu_percent=(cpu_delta / system_delta) * online * 100 if system_delta > 0 else 0.0,
+        online=online,
+        periods=throttle.get("periods", 0) - pre_throttle.get("periods", 0),
+        throttled=throttle.get("throttled_periods", 0) - pre_throttle.get("throttled_periods", 0),
+        throttled_total=throttle.get("throttled_periods", 0),
+        memory=mem.get("usage", 0) - (mem.get("stats", {}) or {}).get("cache", 0),
+    )
+
+
+def _figures(
+    container: Container,
+    *,
+    source: str,
+    cpu_percent: float,
+    online: int,
+    periods: int,
+    throttled: int,
+    throttled_total: int,
+    memory: int,
+) -> dict[str, Any]:
+    """CPU against the quota, memory against the limit, and throttling."""
     host = container.attrs.get("HostConfig", {})
     limit_cpus = (host.get("NanoCpus") or 0) / 1e9
     if not limit_cpus and host.get("CpuQuota") and host.get("CpuPeriod"):
         limit_cpus = host["CpuQuota"] / host["CpuPeriod"]
     limit = limit_cpus or float(online)
-    throttle, pre_throttle = cpu.get("throttling_data", {}), pre.get("throttling_data", {})
-    periods = throttle.get("periods", 0) - pre_throttle.get("periods", 0)
-    throttled = throttle.get("throttled_periods", 0) - pre_throttle.get("throttled_periods", 0)
-    mem = stats.get("memory_stats", {})
-    mem_usage = mem.get("usage", 0) - (mem.get("stats", {}) or {}).get("cache", 0)
     mem_limit = host.get("Memory") or 0
     return {
         "cpu_percent": round(cpu_percent, 1),
         "cpu_limit_cpus": limit_cpus or None,
         "cpu_of_limit_percent": round(cpu_percent / limit, 1) if limit else 0.0,
         "throttled_ratio": round(throttled / periods, 3) if periods > 0 else 0.0,
-        "throttled_periods_total": throttle.get("throttled_periods", 0),
-        "memory_usage": mem_usage,
+        "throttled_periods_total": throttled_total,
+        "memory_usage": memory,
         "memory_limit": mem_limit or None,
-        "memory_percent": round(mem_usage / mem_limit * 100, 1) if mem_limit else 0.0,
+        "memory_percent": round(memory / mem_limit * 100, 1) if mem_limit else 0.0,
+        "source": source,
     }
 
 
@@ -443,7 +506,7 @@ def _clone(client: docker.DockerClient, template: Container, number: int) -> Con
     return container
 
 
-async def http_probe(url: str, timeout: float = PROBE_TIMEOUT) -> dict[str, Any]:
+async def http_probe(url: str, timeout: float = DEFAULT_PROBE_TIMEOUT) -> dict[str, Any]:
     """GET the health URL: 2xx is healthy. Records the status and the latency."""
     started = time.perf_counter()
     try:

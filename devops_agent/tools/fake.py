@@ -26,13 +26,15 @@ class FakeService:
     ran_for_s: float = 3600.0
     replicas: int = 1
     compose: bool = False
-    probe_status: int | None = 200
+    probe_status: int | None = 200  # None: the probe gets no answer at all (hung)
     probe_latency_ms: float = 5.0
+    health: str = "none"  # what Docker's HEALTHCHECK would say
     logs: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     cpu_of_limit_percent: float = 5.0
     memory_percent: float = 10.0
     restarts: int = 0  # how many times an operation restarted it
+    probe_timeouts: list[float] = field(default_factory=list)  # of every HTTP probe, in order
     sticky: bool = False  # a restart does not fix it (it exits again at once)
 
     def facts(self) -> dict[str, Any]:
@@ -45,7 +47,7 @@ class FakeService:
             "restarting": False,
             "oom_killed": self.oom_killed,
             "exit_code": self.exit_code,
-            "health": "none",
+            "health": self.health,
             "restart_count": self.restart_count,
             "ran_for_s": None if running else self.ran_for_s,
             "memory_limit": 64 * 2**20,
@@ -80,16 +82,23 @@ class FakeBackend:
         ok = OperationResult
         if operation == "health_check":
             running = svc.status == "running"
-            probe_ok = running and svc.probe_status is not None and 200 <= svc.probe_status < 300
+            timeout = float(getattr(params, "probe_timeout", 3.0))
+            svc.probe_timeouts.append(timeout)
+            answers = svc.probe_status is not None and svc.probe_latency_ms <= timeout * 1000
+            probe_ok = running and answers and 200 <= (svc.probe_status or 0) < 300
             probe = {
                 "url": f"http://fake/{target}",
-                "status": svc.probe_status if running else None,
+                "status": svc.probe_status if running and answers else None,
                 "ok": probe_ok,
-                "latency_ms": svc.probe_latency_ms,
-                "error": None
-                if running and svc.probe_status
-                else ("timeout" if running else "connection"),
-                "summary": f"HTTP {svc.probe_status}" if running else "connection refused",
+                "latency_ms": svc.probe_latency_ms if answers else timeout * 1000,
+                "error": None if running and answers else ("timeout" if running else "connection"),
+                "summary": (
+                    f"HTTP {svc.probe_status} in {svc.probe_latency_ms:.0f} ms"
+                    if running and answers
+                    else f"no answer in {timeout:g}s"
+                    if running
+                    else "connection refused"
+                ),
             }
             return ok(
                 operation=operation,
@@ -129,6 +138,7 @@ class FakeBackend:
             if svc.sticky:
                 svc.restart_count += 1
             else:
+                svc.health = "none" if svc.health == "none" else "healthy"
                 svc.status, svc.oom_killed, svc.exit_code, svc.probe_status = (
                     "running",
                     False,

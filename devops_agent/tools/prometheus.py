@@ -141,6 +141,8 @@ def service_queries(service: str) -> dict[str, str]:
     s = f"service={quote(service)}"
     return {
         "up": f"min(up{{{s}}})",
+        # A health probe Prometheus records: the blackbox exporter's, or the service's own.
+        "health_up": f"min(probe_success{{{s}}} or health_check_up{{{s}}})",
         "error_rate": (
             f'sum(rate(http_requests_total{{{s},code=~"5.."}}[1m]))'
             f" / sum(rate(http_requests_total{{{s}}}[1m]))"
@@ -185,6 +187,8 @@ def _describe(service: str, data: dict[str, Any]) -> str:
     parts: list[str] = []
     up = data.get("up")
     parts.append("scrape up" if up == 1 else "scrape DOWN" if up == 0 else "no scrape target")
+    if (health := data.get("health_up")) is not None:
+        parts.append("health probe passing" if health == 1 else "health probe FAILING")
     if (rate := data.get("error_rate")) is not None:
         parts.append(f"5xx rate {rate:.1%}")
     if (p99 := data.get("latency_p99_s")) is not None:

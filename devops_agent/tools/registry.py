@@ -18,6 +18,9 @@ Risk = Literal["low", "medium", "high"]
 ErrorKind = Literal["unreachable", "not_found", "timeout", "invalid", "refused", "failed"]
 
 
+DEFAULT_PROBE_TIMEOUT = 3.0  # PROBE_TIMEOUT's default
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: str = Field(min_length=1, max_length=253, description="service or container name")
@@ -25,6 +28,10 @@ class _Params(BaseModel):
 
 class HealthCheckParams(_Params):
     """Container state, health, restart count, exit code, OOMKilled, and the HTTP probe."""
+
+    probe_timeout: float = Field(
+        DEFAULT_PROBE_TIMEOUT, gt=0, le=60, description="seconds the HTTP probe waits for an answer"
+    )
 
 
 class GetLogsParams(_Params):

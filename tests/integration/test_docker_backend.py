@@ -45,6 +45,29 @@ async def test_resolution_by_name_then_compose_label(registry: Registry, lab: La
     assert by_service.containers == [app.name] and by_service.scalable
 
 
+async def test_cgroup_files_and_the_stats_api_agree_on_a_container_at_its_quota(
+    lab: Lab,
+) -> None:
+    """On the engine's host, check_resources reads the cgroup files (no wait for the stats
+    API's next tick); elsewhere it uses the stats API. Both see the same container at its quota."""
+    app = lab.cpu_saturated()
+    local = await Registry(DockerBackend()).run("check_resources", {"target": app.name})
+    remote_like = Registry(DockerBackend(cgroup_root=None))
+    api = await remote_like.run("check_resources", {"target": app.name})
+    [by_files], [by_api] = local.data["containers"], api.data["containers"]
+    assert (by_files["source"], by_api["source"]) == ("cgroup", "stats API")
+    for usage in (by_files, by_api):
+        assert usage["cpu_limit_cpus"] == 0.2 and usage["cpu_of_limit_percent"] > 80
+        assert usage["throttled_ratio"] > 0.5 and usage["memory_usage"] > 0
+
+
+async def test_without_the_cgroup_files_it_falls_back_to_the_stats_api(lab: Lab, tmp_path) -> None:
+    app = lab.healthy()
+    empty = Registry(DockerBackend(cgroup_root=tmp_path))  # a host without these containers
+    [usage] = (await empty.run("check_resources", {"target": app.name})).data["containers"]
+    assert usage["source"] == "stats API" and usage["running"]
+
+
 async def test_health_logs_and_resources_of_a_healthy_container(
     registry: Registry, lab: Lab
 ) -> None:

@@ -67,6 +67,21 @@ async def test_crashed_process_is_restarted(
 async def test_hung_process_is_restarted(tmp_path, lab: Lab) -> None:
     app = lab.hung()
     state = await run_incident(tmp_path, app.name)
+    [health] = [e for e in state["evidence"] if e["source"] == "health_check"]
+    assert "nothing else has seen it" in health["data"]["probe"]["quick_probe"]  # so it waited
+    assert "no answer in 3s" in health["data"]["probe"]["summary"]
+    assert state["diagnosis"]["category"] == "hang"
+    assert done(state) == [("restart_service", app.name, "succeeded")]
+    assert state["outcome"] == "resolved" and probe(app.health_url) == 200
+
+
+async def test_hang_that_docker_saw_is_diagnosed_after_the_quick_probe(tmp_path, lab: Lab) -> None:
+    app = lab.hung(docker_healthcheck=True)
+    state = await run_incident(tmp_path, app.name)
+    [health] = [e for e in state["evidence"] if e["source"] == "health_check"]
+    quick = health["data"]["probe"]
+    assert quick["error"] == "timeout" and "no answer in 0.5s" in quick["summary"]
+    assert f"HEALTHCHECK reports {app.name} unhealthy" in quick["confirmed_by"]
     assert state["diagnosis"]["category"] == "hang"
     assert done(state) == [("restart_service", app.name, "succeeded")]
     assert state["outcome"] == "resolved" and probe(app.health_url) == 200

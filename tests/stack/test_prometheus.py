@@ -17,8 +17,8 @@ from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 from devops_agent.tools.prometheus import PrometheusClient, service_evidence
 from tests.stack.conftest import wait
-from tests.stack.example import METRICS_PATH, example_service
-from tests.support.containers import Lab, free_port
+from tests.stack.example import METRICS_PATH, example_service, install_metrics
+from tests.support.containers import Lab, Started, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -121,3 +121,43 @@ async def test_live_prometheus_adds_what_it_scraped(
     assert evidence["ok"] is True and evidence["data"]["up"] == 0.0
     assert "scrape DOWN" in evidence["summary"]
     assert state["diagnosis"]["category"] == "crash"
+
+
+async def _scraped(prometheus: stack.StackSpec, lab: Lab, app: Started, expr: str) -> None:
+    """Have Prometheus scrape `app` and wait until `expr` (about it) holds."""
+    stack.add_target(prometheus.directory, app.name, install_metrics(lab, app), METRICS_PATH)
+    client = PrometheusClient(prometheus.prometheus_url)
+    deadline = time.monotonic() + 60
+    while not (await client.query(expr)).values():
+        assert time.monotonic() < deadline, f"Prometheus never saw {expr}"
+        time.sleep(0.5)
+
+
+def _health_probe(state: dict[str, Any]) -> dict[str, Any]:
+    [health] = [e for e in state["evidence"] if e["source"] == "health_check"]
+    probe: dict[str, Any] = health["data"]["probe"]
+    return probe
+
+
+async def test_prometheus_confirms_a_hang_after_the_quick_probe(
+    lab: Lab, tmp_path: Path, prometheus: stack.StackSpec
+) -> None:
+    app = lab.hung()
+    await _scraped(prometheus, lab, app, f'health_check_up{{service="{app.name}"}} == 0')
+    state = await _diagnose(tmp_path, prometheus.prometheus_url, app.name)
+    assert _prometheus_evidence(state)["data"]["health_up"] == 0.0
+    probe = _health_probe(state)
+    assert "no answer in 0.5s" in probe["summary"] and "Prometheus" in probe["confirmed_by"]
+    assert state["diagnosis"]["category"] == "hang"
+    assert state["plan"]["steps"][0]["operation"] == "restart_service"
+
+
+async def test_a_slow_service_failing_in_prometheus_too_is_not_called_hung(
+    lab: Lab, tmp_path: Path, prometheus: stack.StackSpec
+) -> None:
+    app = lab.overloaded()  # health answers 200 in ~1.5 s: Prometheus' 1 s check fails as well
+    await _scraped(prometheus, lab, app, f'health_check_up{{service="{app.name}"}} == 0')
+    state = await _diagnose(tmp_path, prometheus.prometheus_url, app.name)
+    probe = _health_probe(state)
+    assert "may only be slow" in probe["quick_probe"] and probe["status"] == 200
+    assert state["diagnosis"]["category"] == "overload"

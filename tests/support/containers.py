@@ -488,10 +488,30 @@ class Lab:
         wait_status(self.client, s.name, "exited")
         return s
 
-    def hung(self) -> Started:
-        """Running, but the health endpoint never answers. Restart -> healthy."""
-        s = self.start(self._name("worker"))
+    def hung(self, docker_healthcheck: bool = False) -> Started:
+        """Running, but the health endpoint never answers. Restart -> healthy.
+
+        With `docker_healthcheck`, the container has a HEALTHCHECK on the same endpoint (every
+        second), and this returns once Docker reports it unhealthy."""
+        kwargs: dict[str, Any] = {}
+        if docker_healthcheck:
+            # To a file, not a pipe: the hung CGI's `sleep` would hold a pipe open.
+            check = f"timeout 1 /www{HEALTH_PATH} >/tmp/hc 2>&1; grep -q 'Status: 200' /tmp/hc"
+            second = 1_000_000_000
+            kwargs["healthcheck"] = {
+                "test": ["CMD-SHELL", check],
+                "interval": second,
+                "timeout": 2 * second,
+                "retries": 1,
+            }
+        s = self.start(self._name("worker"), **kwargs)
         self.exec(s, "touch", "/run/hang")
+        if docker_healthcheck:
+            wait_for(
+                lambda: container_state(self.client, s.name)["Health"] == "unhealthy",
+                timeout=30,
+                what=f"Docker to see {s.name} unhealthy",
+            )
         return s
 
     def paused(self) -> Started:
