@@ -45,35 +45,28 @@ class Store(Database):
         """Record a step as started. Returns the earlier entry when the step was already recorded,
         in which case the caller must not run it again."""
         await self.setup()
-        return await self.call(self._begin_step, run_id, attempt, step, operation, target, params)
 
-    def _begin_step(
-        self,
-        run_id: str,
-        attempt: int,
-        step: int,
-        operation: str,
-        target: str,
-        params: dict[str, Any],
-    ) -> LedgerEntry | None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(LedgerEntry).values(
-                        run_id=run_id,
-                        attempt=attempt,
-                        step=step,
-                        operation=operation,
-                        target=target,
-                        params=params,
-                        status="started",
-                        output="",
-                        started_at=utcnow(),
+        def record() -> LedgerEntry | None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(LedgerEntry).values(
+                            run_id=run_id,
+                            attempt=attempt,
+                            step=step,
+                            operation=operation,
+                            target=target,
+                            params=params,
+                            status="started",
+                            output="",
+                            started_at=utcnow(),
+                        )
                     )
-                )
-            return None
-        except IntegrityError:
-            return self._ledger_entry(run_id, attempt, step)
+                return None
+            except IntegrityError:
+                return self._ledger_entry(run_id, attempt, step)
+
+        return await self.call(record)
 
     async def finish_step(
         self, run_id: str, attempt: int, step: int, status: str, output: str
@@ -216,25 +209,19 @@ class Store(Database):
         switch), mutating actions since `since` on each of `services` and in all, and open
         breakers per service."""
         await self.setup()
-        return await self.call(self._policy_inputs, since, operations, services, failures, cooldown)
 
-    def _policy_inputs(
-        self,
-        since: datetime,
-        operations: set[str],
-        services: list[str],
-        failures: int,
-        cooldown: int,
-    ) -> tuple[bool, dict[str, int], int, dict[str, str]]:
-        with self.engine.connect() as conn:
-            paused = conn.scalar(select(Control.value).where(Control.name == "actions_paused"))
-            counts, total = _actions_since(conn, since, operations, services)
-            breakers = {}
-            for service in dict.fromkeys(services):
-                why = _breaker(conn, service, failures, cooldown)
-                if why:
-                    breakers[service] = why
-        return paused == "true", counts, total, breakers
+        def read() -> tuple[bool, dict[str, int], int, dict[str, str]]:
+            with self.engine.connect() as conn:
+                paused = conn.scalar(select(Control.value).where(Control.name == "actions_paused"))
+                counts, total = _actions_since(conn, since, operations, services)
+                breakers = {}
+                for service in dict.fromkeys(services):
+                    why = _breaker(conn, service, failures, cooldown)
+                    if why:
+                        breakers[service] = why
+            return paused == "true", counts, total, breakers
+
+        return await self.call(read)
 
     async def control(self, name: str) -> Control | None:
         """A switch every replica sees (None when never set)."""
