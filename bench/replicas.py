@@ -12,9 +12,10 @@ processes: INFRA_BACKEND=fake, REASONER=rules, SAFETY_MODE=false, AUTO_APPROVE_M
   second, from the first POST until the database counts every run completed.
 - resume latency: one run is driven to its approval interrupt in this process, and its
   checkpoints are cloned in SQL into `--waiting` runs (each with its own thread and run_id) with
-  their rows in `runs` (awaiting_approval): exactly what 10,000 real waiting runs store. Then
-  `--resumes` decisions (reject: approve, escalate, learn) go, one at a time, to a random replica; for each, the 202's latency and
-  the time until the database shows the run completed. Each replica's RSS is printed before the
+  their rows in `runs` (awaiting_approval, with what they ask): exactly what 10,000 real waiting
+  runs store. GET /approvals is timed for its first page and for reading every page. Then
+  `--resumes` decisions (reject: approve, escalate, learn) go, one at a time, to a random
+  replica; for each, the 202's latency and the time until the database shows the run completed. Each replica's RSS is printed before the
   waiting runs exist, after, and after the resumes: waiting runs live in the database, so it
   must not grow with them.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import secrets
@@ -202,8 +204,8 @@ def throughput(admin: str, n: int, runs: int) -> float:
         return runs / elapsed
 
 
-async def seed(url: str) -> str:
-    """One real run, driven to its approval interrupt on `url`; its run id."""
+async def seed(url: str) -> dict[str, Any]:
+    """One real run ("seed"), driven to its approval interrupt on `url`; what it asks."""
     settings = load_settings(database_url=url, audit_key="k" * 32, safety_mode=True)
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
     ctx = AgentContext.from_settings(settings, backend=FakeBackend([web]))
@@ -211,8 +213,9 @@ async def seed(url: str) -> str:
     async with open_agent(ctx) as agent:
         async for _ in agent.stream("seed", [alert]):
             pass
-        assert await agent.pending_approval("seed") is not None
-    return "seed"
+        request = await agent.pending_approval("seed")
+        assert request is not None
+    return request
 
 
 CLONE = """
@@ -236,20 +239,21 @@ CLONES = [
            w.blob, w.task_path
        FROM checkpoint_writes w CROSS JOIN ids WHERE w.thread_id = 'seed'""",
     """INSERT INTO runs (run_id, incident_id, service, status, created_at, updated_at,
-           awaiting_since)
+           awaiting_since, approval_request)
        SELECT ids.id, 'inc-' || ids.id, 'svc-' || ids.id, 'awaiting_approval',
            to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
            to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
-           to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+           to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+           %(request)s::json
        FROM ids""",
 ]
 
 
-def clone_waiting(url: str, n: int) -> list[str]:
+def clone_waiting(url: str, n: int, request: dict[str, Any]) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(n)]
     with psycopg.connect(url) as conn:
         for sql in CLONES:
-            conn.execute(CLONE.format(insert=sql), {"ids": ids})
+            conn.execute(CLONE.format(insert=sql), {"ids": ids, "request": json.dumps(request)})
         conn.commit()
     return ids
 
@@ -261,14 +265,14 @@ def pct(values: list[float], q: float) -> float:
 
 def resume_latency(admin: str, n_replicas: int, waiting: int, resumes: int) -> None:
     with database(admin) as url:
-        asyncio.run(seed(url))
+        request = asyncio.run(seed(url))
         # Safety on, as for runs that really wait for a person (with it off, the policy would
         # act on its own when the run resumes, whatever the decision).
         with replicas(n_replicas, url, SAFETY_MODE="true") as servers:
             time.sleep(2)
             rss = [[r.rss_mib()] for r in servers]
             started = time.monotonic()
-            ids = clone_waiting(url, waiting)
+            ids = clone_waiting(url, waiting, request)
             print(f"  {waiting} waiting runs cloned in SQL in {time.monotonic() - started:.1f}s")
             # Let every replica's loops see them: the poller, and the approval sweeper (every
             # 30 s here), which reads the waiting runs.
@@ -278,6 +282,21 @@ def resume_latency(admin: str, n_replicas: int, waiting: int, resumes: int) -> N
             accepted: list[float] = []
             done: list[float] = []
             headers = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(timeout=120, trust_env=False, headers=headers) as client:
+                t0 = time.perf_counter()
+                first = client.get(f"{servers[0].url}/approvals").json()
+                first_ms = (time.perf_counter() - t0) * 1000
+                t0, listed, cursor = time.perf_counter(), len(first["approvals"]), first["next"]
+                while cursor:
+                    page = client.get(
+                        f"{servers[0].url}/approvals", params={"limit": 1000, "cursor": cursor}
+                    ).json()
+                    listed, cursor = listed + len(page["approvals"]), page["next"]
+                all_s = time.perf_counter() - t0
+            print(
+                f"  GET /approvals: first page ({len(first['approvals'])}) in {first_ms:.1f} ms; "
+                f"the rest ({listed - len(first['approvals'])}) by 1,000 in {all_s:.2f} s"
+            )
             # reject: approve -> escalate -> learn. (approve would run restart_service on a
             # service the replicas' empty fake backend does not have, then validate would wait
             # for VALIDATE_TIMEOUT: a figure of the timeout, not of the resume.)

@@ -94,6 +94,8 @@ class RunRecord(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))
     awaiting_since: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # While waiting: what the run asks a person (the interrupt's value), for GET /approvals.
+    approval_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A decision claimed by the conditional UPDATE but not yet handed to the graph: survives a
     # crash between the 202 and the resume, so the decision is not lost.
     pending_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -240,15 +242,18 @@ class RunRepo(Database):
         service: str | None = None,
         limit: int = 50,
         cursor: int | None = None,
+        oldest_first: bool = False,
     ) -> RunPage:
-        """Newest first; `cursor` is the `seq` below which the next page starts."""
-        query = select(RunRecord).order_by(RunRecord.seq.desc()).limit(limit + 1)
+        """Newest first (or oldest first); `cursor` is the `seq` after which the next page
+        starts."""
+        order = RunRecord.seq.asc() if oldest_first else RunRecord.seq.desc()
+        query = select(RunRecord).order_by(order).limit(limit + 1)
         if status:
             query = query.where(RunRecord.status == status)
         if service:
             query = query.where(RunRecord.service == service)
         if cursor is not None:
-            query = query.where(RunRecord.seq < cursor)
+            query = query.where(RunRecord.seq > cursor if oldest_first else RunRecord.seq < cursor)
         rows = await self.scalars(query)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -311,6 +316,7 @@ class RunRepo(Database):
         outcome: str | None = None,
         error: str | None = None,
         awaiting_since: str | None = None,
+        approval_request: dict[str, Any] | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
@@ -324,6 +330,7 @@ class RunRepo(Database):
             "outcome": outcome,
             "error": error,
             "awaiting_since": awaiting_since,
+            "approval_request": approval_request,
         }
         if clear_decision:
             values["pending_decision"] = None
@@ -365,6 +372,7 @@ class RunRepo(Database):
                 status=RUNNING,
                 updated_at=stamp,
                 awaiting_since=None,
+                approval_request=None,
                 pending_decision=decision,
                 owner=owner,
                 lease_until=self._lease_end(lease) if owner else None,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_agent.alertmanager import Storable
-from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
+from devops_agent.memory.runs import AWAITING, COMPLETED, FAILED, STATUSES, RunRecord
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
@@ -130,11 +130,20 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
     )
 
 
-@router.get("/approvals", summary="Runs waiting for a human decision")
-async def approvals(svc: Svc) -> dict[str, Any]:
+@router.get("/approvals", summary="Runs waiting for a human decision, longest waiting first")
+async def approvals(
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+) -> dict[str, Any]:
+    page = await svc.repo.page(
+        status=AWAITING, limit=limit, cursor=int(cursor) if cursor else None, oldest_first=True
+    )
     waiting = []
-    for row in await svc.repo.with_status("awaiting_approval"):
-        request = await svc.agent.pending_approval(row.run_id) or {}
+    for row in page.runs:
+        # Kept on the row since migration 0003; a run that began waiting before it has only
+        # its checkpoint.
+        request = row.approval_request or await svc.agent.pending_approval(row.run_id) or {}
         waiting.append(
             {
                 "run_id": row.run_id,
@@ -148,7 +157,7 @@ async def approvals(svc: Svc) -> dict[str, Any]:
                 "resume": f"/runs/{row.run_id}/resume",
             }
         )
-    return {"approvals": waiting}
+    return {"approvals": waiting, "next": page.next_cursor}
 
 
 @router.post(

@@ -371,6 +371,7 @@ class RunManager:
                 AWAITING,
                 only_from=[RUNNING],
                 awaiting_since=now_iso(),
+                approval_request=request,
                 clear_decision=True,
                 owner=self.owner,
             )

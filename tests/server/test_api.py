@@ -268,7 +268,7 @@ def test_seed_endpoints(server: Server) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "devops_agent_http_requests_total" in metrics.text
     assert 'devops_agent_runs{status="completed"}' in metrics.text
-    assert server.get("/approvals").json() == {"approvals": []}
+    assert server.get("/approvals").json() == {"approvals": [], "next": None}
     assert "swagger-ui" in server.get("/docs").text.lower()
     assert "redoc" in server.get("/redoc").text.lower()
     assert "/webhook/alerts" in server.get("/openapi.json").json()["paths"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -182,3 +184,29 @@ def test_resolved_alert_supersedes_a_waiting_run(
     assert server.resume(run_id, "approve").status_code == 409
     assert container_state(docker_client, app.name)["Status"] == "exited"
     assert starts(docker_client, app.name, since) == []
+
+
+def test_approvals_come_from_the_runs_table_a_page_at_a_time(
+    make_server: Callable[..., Server], lab: Lab
+) -> None:
+    server = make_server()
+    run_ids = [fire(server, lab.crashed().name) for _ in range(3)]
+    for run_id in run_ids:
+        server.wait_status(run_id, "awaiting_approval")
+    # What a waiting run asks is kept on its row: the list does not read the checkpoints, so it
+    # is the same after they are gone (10,000 waiting runs do not mean 10,000 checkpoint reads).
+    with sqlite3.connect(server.data_dir / "agent.db") as db:
+        db.executemany("DELETE FROM checkpoints WHERE thread_id = ?", [(r,) for r in run_ids])
+
+    first = server.get("/approvals", params={"limit": 2}).json()
+    assert len(first["approvals"]) == 2 and first["next"]
+    second = server.get("/approvals", params={"limit": 2, "cursor": first["next"]}).json()
+    assert second["next"] is None
+    listed = first["approvals"] + second["approvals"]
+    assert [a["run_id"] for a in listed] == run_ids  # longest waiting first
+    for entry in listed:
+        assert entry["plan"]["steps"][0]["operation"] == "restart_service"
+        assert entry["diagnosis"]["category"] == "crash"
+        assert entry["deadline"] and "SAFETY_MODE" in entry["why"] and entry["waiting_since"]
+    assert server.get("/approvals", params={"cursor": "x"}).status_code == 422
+    assert server.get("/approvals", params={"limit": 0}).status_code == 422
