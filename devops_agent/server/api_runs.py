@@ -19,6 +19,7 @@ from devops_agent.server.views import changed_keys, run_view
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
 KEEPALIVE_SECONDS = 15.0
+POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
 FINISHED = (COMPLETED, FAILED)
 
 
@@ -111,12 +112,27 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
             if row.status in FINISHED:
                 yield sse("end", {"status": row.status, "outcome": row.outcome})
                 return
+            seen, quiet = row.updated_at, 0.0
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), POLL_SECONDS)
                 except TimeoutError:
-                    yield ": keepalive\n\n"
+                    # Node updates come only from the replica that executes the run; from any
+                    # replica, the run's row shows each change of status and its end.
+                    row = await _row(svc, run_id)
+                    if row.status in FINISHED:
+                        yield sse("state", await _view(svc, row))
+                        yield sse("end", {"status": row.status, "outcome": row.outcome})
+                        return
+                    if row.updated_at != seen:
+                        seen = row.updated_at
+                        yield sse("state", await _view(svc, row))
+                    quiet += POLL_SECONDS
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": keepalive\n\n"
                     continue
+                quiet = 0.0
                 if event["event"] == "end":
                     yield sse("state", await _view(svc, await _row(svc, run_id)))
                     yield sse("end", event["data"])
