@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
-    # Seconds a health probe waits for an answer before the service counts as not answering.
+    # Seconds a health probe (the agent's, the monitoring loop's) waits for an answer before the
+    # service counts as not answering.
     probe_timeout: float = Field(3.0, gt=0, le=60)
     # root_cause's first probe: when this one gets no answer and Docker or Prometheus already saw
     # the service not answering, with no sign of load, it is diagnosed hung without waiting

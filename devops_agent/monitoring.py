@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from devops_agent.alertmanager import WebhookAlert, WebhookPayload
+from devops_agent.tools.registry import DEFAULT_PROBE_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Monitor:
         interval: float,
         intake: Intake,
         *,
-        timeout: float = 5.0,
+        timeout: float = DEFAULT_PROBE_TIMEOUT,
         on_probe: ProbeHook | None = None,
     ):
         self.targets = {name: TargetStatus(name, url) for name, url in targets.items()}

@@ -90,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.targets,
             settings.monitoring_interval,
             intake.accept,
+            timeout=settings.probe_timeout,
             on_probe=lambda name, ok: metrics.monitor_probes.labels(
                 target=name, result="ok" if ok else "failed"
             ).inc(),
