@@ -30,6 +30,7 @@ from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.manager import RunManager
 from devops_agent.server.metrics import MeteredHub, Metrics
 from devops_agent.server.ratelimit import RateLimitMiddleware
+from devops_agent.server.relay import Relay
 from devops_agent.server.schema import document_errors
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 target=name, result="ok" if ok else "failed"
             ).inc(),
         )
+        relay = None
+        if repo.postgres:  # replicas may share the database: relay run events between them
+            relay = Relay(settings.resolved_database_url, manager.owner, hub)
+            hub.relay = relay.forward
+            relay.start()
         app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
         manager.launch()
         recovered = await manager.recover()
@@ -116,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await sweeper
             await monitor.stop()
             await manager.shutdown()
+            if relay is not None:
+                await relay.stop()
             await repo.close()
             app.state.services = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,12 +17,21 @@ QUEUE_SIZE = 256
 
 
 class EventHub:
-    """Per-run subscriber queues."""
+    """Per-run subscriber queues; what this replica publishes also goes to `relay` (the other
+    replicas, server/relay.py), whose events come back in through `deliver`."""
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self.relay: Callable[[str, str, dict[str, Any]], None] | None = None
 
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        """An event of a run this replica executes."""
+        self.deliver(run_id, event, data)
+        if self.relay is not None:
+            self.relay(run_id, event, data)
+
+    def deliver(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        """Hand an event to this replica's subscribers of the run."""
         for queue in list(self._subscribers.get(run_id, ())):
             if queue.full():
                 queue.get_nowait()  # drop the oldest rather than block the run

@@ -1,4 +1,5 @@
-"""Live events of a run from a replica that does not execute it: its row's changes, and the end."""
+"""Live events of a run from a replica that does not execute it: the node updates relayed through
+PostgreSQL's LISTEN/NOTIFY, its changes of status, and the end."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def test_events_from_the_other_replica_follow_the_run_to_its_end(
     kinds = [e["event"] for e in events]
     assert kinds[0] == "state" and kinds[-2:] == ["state", "end"], kinds
     assert events[0]["data"]["status"] == "awaiting_approval"
+    relayed = [e["data"]["node"] for e in events if e["event"] == "update"]
+    assert {"await_approval", "execute", "validate", "learn"} <= set(relayed), kinds
     final = events[-2]["data"]
     assert final["status"] == "completed" and final["outcome"] == "resolved"
     assert [a["operation"] for a in final["actions"]] == ["restart_service"]
