@@ -29,6 +29,7 @@ from devops_agent.memory.store import Store
 from devops_agent.state import utcnow
 
 GENESIS = "0" * 64
+VERIFY_CHUNK = 1000  # rows checked per trip to the store's thread
 
 
 def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
@@ -135,29 +136,45 @@ class AuditLog:
         return await self.store.scalars(query)
 
     async def verify(self) -> Verification:
-        """Walk the whole chain; the first row that does not fit is reported."""
-        await self.store.setup()
-        return await self.store.call(self._verify)
+        """Walk the whole chain; the first row that does not fit is reported.
 
-    def _verify(self) -> Verification:
-        prev, expected_seq, count = GENESIS, 1, 0
+        A chunk of rows per trip to the store's thread, so the runs' own writes (which share
+        that thread) wait for one chunk at most, not for the whole chain."""
+        await self.store.setup()
+        progress = Verification(True, 0, GENESIS)
+        while True:
+            progress, more = await self.store.call(self._verify_chunk, progress)
+            if not progress.ok or not more:
+                return progress
+
+    def _verify_chunk(self, done: Verification) -> tuple[Verification, bool]:
+        """Check the VERIFY_CHUNK rows after those in `done`; (the result so far, whether rows
+        remain)."""
+        prev, count = done.head, done.rows
         with self.store.sessions() as session:
-            query = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000)
-            for row in session.scalars(query):
-                if row.seq != expected_seq:
-                    return Verification(
-                        False, count, prev, f"row {expected_seq} is missing (next is {row.seq})"
-                    )
-                if row.prev_hash != prev:
-                    return Verification(
-                        False, count, prev, f"row {row.seq} does not follow row {row.seq - 1}"
-                    )
-                digest = _digest(
-                    self.key, prev, row.seq, row.at, row.run_id, row.kind, row.actor, row.detail
-                )
-                if not hmac.compare_digest(digest, row.hash):
-                    return Verification(
-                        False, count, prev, f"row {row.seq} was changed after it was written"
-                    )
-                prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
-        return Verification(True, count, prev)
+            query = (
+                select(AuditRow)
+                .where(AuditRow.seq > count)
+                .order_by(AuditRow.seq)
+                .limit(VERIFY_CHUNK)
+            )
+            rows = list(session.scalars(query))
+        for row in rows:
+            expected_seq = count + 1
+            if row.seq != expected_seq:
+                return Verification(
+                    False, count, prev, f"row {expected_seq} is missing (next is {row.seq})"
+                ), False
+            if row.prev_hash != prev:
+                return Verification(
+                    False, count, prev, f"row {row.seq} does not follow row {row.seq - 1}"
+                ), False
+            digest = _digest(
+                self.key, prev, row.seq, row.at, row.run_id, row.kind, row.actor, row.detail
+            )
+            if not hmac.compare_digest(digest, row.hash):
+                return Verification(
+                    False, count, prev, f"row {row.seq} was changed after it was written"
+                ), False
+            prev, count = row.hash, count + 1
+        return Verification(True, count, prev), len(rows) == VERIFY_CHUNK

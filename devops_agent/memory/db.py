@@ -150,9 +150,10 @@ def make_engine(database_url: str) -> Engine:
 
 
 class Database:
-    """A synchronous engine and the worker threads its queries run in.
-
-    SQLite has one writer at a time anyway: one thread avoids lock waits between our own writes.
+    """A synchronous engine and the worker threads its queries run in: one on SQLite (one writer
+    at a time anyway, so the store's own writes never wait on each other's locks), four on
+    PostgreSQL. `close()` releases both; a later call opens them again (a context may serve
+    several agents in turn). A call cancelled by its caller still finishes in its thread.
     """
 
     def __init__(self, engine: Engine, name: str = "db"):

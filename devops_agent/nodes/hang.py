@@ -10,9 +10,13 @@ busy:
 - busy: a log line about queues, latency or overload, a container at its CPU quota, or requests
   that Prometheus measures completing slowly (p99 latency above the quick timeout).
 
-Otherwise root_cause probes again with the full PROBE_TIMEOUT, as a careful person would: a slow
-service answers that one, a hung one does not. So a hang costs the quick timeout when the
-monitoring agrees, and a slow service is never restarted for being slow.
+Missing evidence never counts as "not busy": when the logs or the resources could not be read,
+the full probe decides. Otherwise root_cause probes again with the full PROBE_TIMEOUT, as a
+careful person would: a slow service answers that one, a hung one does not. So a hang costs the
+quick timeout when the monitoring agrees. The limit of this: a service that is slow without any
+sign of load, while its own health check (or Prometheus') already fails, is taken for hung and
+restarted, as a failing liveness probe would have it in Kubernetes; set PROBE_QUICK_TIMEOUT to
+PROBE_TIMEOUT to always wait.
 """
 
 from __future__ import annotations
@@ -34,17 +38,21 @@ def signs_of_load(
     prometheus: list[dict[str, Any]],
     quick_timeout: float,
 ) -> str | None:
-    """What shows the service busy (so it may just be slow), or None."""
-    if logs.ok:
-        for line in [*logs.data.get("error_lines", []), *logs.data.get("tail", [])]:
-            if any(word in line.lower() for word in OVERLOAD_WORDS):
-                return f"it logs {line.strip()[:200]!r}"
-    for usage in resources.data.get("containers", []) if resources.ok else []:
+    """What shows the service busy (so it may just be slow), or None. Evidence that could not
+    be read counts as busy: it cannot show the opposite."""
+    if not logs.ok or not resources.ok:
+        return "its logs or resources could not be read"
+    for line in [*logs.data.get("error_lines", []), *logs.data.get("tail", [])]:
+        if any(word in line.lower() for word in OVERLOAD_WORDS):
+            return f"it logs {line.strip()[:200]!r}"
+    for usage in resources.data.get("containers", []):
         if usage.get("cpu_limit_cpus") and (
             usage.get("cpu_of_limit_percent", 0) >= CPU_OF_LIMIT_PERCENT
             or usage.get("throttled_ratio", 0) >= CPU_THROTTLED_RATIO
         ):
             return f"{usage.get('name')} is at its CPU quota"
+        if usage.get("cpu_percent", 0) >= CPU_OF_LIMIT_PERCENT:  # no quota: a busy core
+            return f"{usage.get('name')} keeps a CPU {usage['cpu_percent']:.0f}% busy"
     for evidence in prometheus:
         p99 = evidence.get("data", {}).get("latency_p99_s") if evidence.get("ok") else None
         if p99 is not None and p99 >= quick_timeout:
@@ -53,9 +61,13 @@ def signs_of_load(
 
 
 def seen_not_answering(health: OperationResult, prometheus: list[dict[str, Any]]) -> str | None:
-    """Who else saw the service not answering (Docker's HEALTHCHECK, Prometheus), or None."""
+    """Who else saw the service not answering (Docker's HEALTHCHECK of the probed container,
+    Prometheus), or None."""
+    probed = (health.data.get("probe") or {}).get("container")
     unhealthy = [
-        c["name"] for c in health.data.get("containers", []) if c.get("health") == "unhealthy"
+        c["name"]
+        for c in health.data.get("containers", [])
+        if c.get("health") == "unhealthy" and probed in (None, c["name"])
     ]
     if unhealthy:
         return f"Docker's HEALTHCHECK reports {', '.join(unhealthy)} unhealthy"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
 from devops_agent.memory.runs import AWAITING, COMPLETED, FAILED, STATUSES, RunRecord
@@ -17,6 +19,7 @@ from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 Svc = Annotated[Services, Depends(services)]
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
@@ -117,16 +120,20 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
                 try:
                     event = await asyncio.wait_for(queue.get(), POLL_SECONDS)
                 except TimeoutError:
-                    # Node updates come only from the replica that executes the run; from any
-                    # replica, the run's row shows each change of status and its end.
-                    row = await _row(svc, run_id)
-                    if row.status in FINISHED:
-                        yield sse("state", await _view(svc, row))
-                        yield sse("end", {"status": row.status, "outcome": row.outcome})
-                        return
-                    if row.updated_at != seen:
-                        seen = row.updated_at
-                        yield sse("state", await _view(svc, row))
+                    # Another replica's events come through the relay, best effort: its run's
+                    # row shows each change of status and the end even when one was lost.
+                    if run_id not in svc.manager.executing:
+                        try:
+                            row = await _row(svc, run_id)
+                            if row.status in FINISHED:
+                                yield sse("state", await _view(svc, row))
+                                yield sse("end", {"status": row.status, "outcome": row.outcome})
+                                return
+                            if row.updated_at != seen:
+                                seen = row.updated_at
+                                yield sse("state", await _view(svc, row))
+                        except SQLAlchemyError as exc:  # storage away: try again next time
+                            log.warning("events of %s: %s", run_id, type(exc).__name__)
                     quiet += POLL_SECONDS
                     if quiet >= KEEPALIVE_SECONDS:
                         quiet = 0.0
@@ -146,7 +153,7 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
     )
 
 
-@router.get("/approvals", summary="Runs waiting for a human decision, longest waiting first")
+@router.get("/approvals", summary="Runs waiting for a human decision, oldest run first")
 async def approvals(
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

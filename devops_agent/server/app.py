@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import devops_agent.memory.runs  # noqa: F401  (registers the run tables before the schema is set up)
+from devops_agent.checkpoints.factory import postgres_conninfo
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.memory.runs import RunRepo
@@ -98,7 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         relay = None
         if repo.postgres:  # replicas may share the database: relay run events between them
-            relay = Relay(settings.resolved_database_url, manager.owner, hub)
+            relay = Relay(postgres_conninfo(settings.resolved_database_url), manager.owner, hub)
             hub.relay = relay.forward
             relay.start()
         app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)

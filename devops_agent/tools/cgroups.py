@@ -3,8 +3,8 @@
 Docker's stats API answers at its collector's next tick, a second later on the engines seen here
 (with `one-shot` too), and root_cause waits for check_resources: that second was most of the
 time from alert to action on a running container. When the agent runs on the Docker host (or has
-the host's /sys/fs/cgroup mounted), the same counters are files: two reads a quarter of a second
-apart give CPU use and throttling at once. Anything unreadable gives None, and the caller falls
+the host's /sys/fs/cgroup mounted), the same counters are files: two reads half a second apart
+give CPU use and throttling. Anything unreadable gives None, and the caller falls
 back to the stats API. cgroup v1 (cpu, cpuacct, memory hierarchies) and v2 (unified) are both
 read, under the cgroupfs driver's parent (`docker`, or the container's CgroupParent) and the
 systemd driver's `system.slice/docker-<id>.scope`.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
-WINDOW = 0.25  # seconds between the two reads
+WINDOW = 0.5  # seconds between the two reads: five CFS periods of 100 ms
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Sample:
     cpu_ns: int
     periods: int
     throttled: int
-    memory: int  # bytes in use, without the page cache
+    memory: int  # bytes in use, without the inactive page cache (as `docker stats` counts)
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,20 @@ class Reader:
             int((self.cpuacct / "cpuacct.usage").read_text()),
             cpu.get("nr_periods", 0),
             cpu.get("nr_throttled", 0),
-            max(used - memory.get("cache", 0), 0),
+            max(used - memory.get("total_inactive_file", 0), 0),
         )
 
 
 def locate(container_id: str, cgroup_parent: str = "", root: Path = ROOT) -> Reader | None:
-    """The container's cgroup files under `root`, or None when they are not there."""
+    """The container's cgroup files under `root`, or None when they are not there (or not
+    readable by this process)."""
+    try:
+        return _locate(container_id, cgroup_parent, root)
+    except OSError:
+        return None
+
+
+def _locate(container_id: str, cgroup_parent: str, root: Path) -> Reader | None:
     parent = cgroup_parent.strip("/") or "docker"
     relatives = [f"{parent}/{container_id}", f"system.slice/docker-{container_id}.scope"]
     if (root / "cgroup.controllers").exists():  # v2: one unified hierarchy

@@ -260,12 +260,13 @@ class DockerBackend:
         )
         if not result.ok:
             return result
-        urls = [c["labels"].get(HEALTH_URL) for c in result.data["containers"]]
-        url = next((u for u in urls if u), None)
+        labelled = [c for c in result.data["containers"] if c["labels"].get(HEALTH_URL)]
+        url = labelled[0]["labels"][HEALTH_URL] if labelled else None
         for c in result.data["containers"]:
             c.pop("labels", None)
         if url:
             probe = await http_probe(url, params.probe_timeout)
+            probe["container"] = labelled[0]["name"]
             result.data["probe"] = probe
             result.data["healthy"] = result.data["healthy"] and probe["ok"]
             result.message += f"; probe {probe['summary']}"
@@ -446,8 +447,14 @@ def _stats_figures(container: Container) -> dict[str, Any]:
         periods=throttle.get("periods", 0) - pre_throttle.get("periods", 0),
         throttled=throttle.get("throttled_periods", 0) - pre_throttle.get("throttled_periods", 0),
         throttled_total=throttle.get("throttled_periods", 0),
-        memory=mem.get("usage", 0) - (mem.get("stats", {}) or {}).get("cache", 0),
+        memory=mem.get("usage", 0) - _page_cache(mem.get("stats") or {}),
     )
+
+
+def _page_cache(stats: dict[str, Any]) -> int:
+    """The reclaimable page cache that `docker stats` leaves out of a container's memory:
+    `total_inactive_file` on cgroup v1, `inactive_file` on v2 (tools/cgroups.py does the same)."""
+    return int(stats.get("total_inactive_file", stats.get("inactive_file", 0)))
 
 
 def _figures(

@@ -88,6 +88,7 @@ class FakeBackend:
             probe_ok = running and answers and 200 <= (svc.probe_status or 0) < 300
             probe = {
                 "url": f"http://fake/{target}",
+                "container": target,
                 "status": svc.probe_status if running and answers else None,
                 "ok": probe_ok,
                 "latency_ms": svc.probe_latency_ms if answers else timeout * 1000,

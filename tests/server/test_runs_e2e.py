@@ -203,7 +203,7 @@ def test_approvals_come_from_the_runs_table_a_page_at_a_time(
     second = server.get("/approvals", params={"limit": 2, "cursor": first["next"]}).json()
     assert second["next"] is None
     listed = first["approvals"] + second["approvals"]
-    assert [a["run_id"] for a in listed] == run_ids  # longest waiting first
+    assert [a["run_id"] for a in listed] == run_ids  # oldest run first
     for entry in listed:
         assert entry["plan"]["steps"][0]["operation"] == "restart_service"
         assert entry["diagnosis"]["category"] == "crash"

@@ -104,3 +104,28 @@ def test_signs_of_load_win_over_confirmation() -> None:
     )
     seen, why = confirmed_hang(SILENT, QUIET_LOGS, throttled, _prometheus(up=0.0), 0.5)
     assert seen is None and "CPU quota" in why
+
+
+def test_missing_evidence_or_a_busy_core_means_wait() -> None:
+    failed_logs = OperationResult.failure("get_logs", "web", "timeout", "no answer")
+    seen, why = confirmed_hang(SILENT, failed_logs, IDLE, _prometheus(up=0.0), 0.5)
+    assert seen is None and "could not be read" in why
+    busy = _result("check_resources", containers=[{"name": "web", "cpu_percent": 97.0}])
+    seen, why = confirmed_hang(SILENT, QUIET_LOGS, busy, _prometheus(up=0.0), 0.5)
+    assert seen is None and "97% busy" in why
+
+
+def test_only_the_probed_containers_healthcheck_counts() -> None:
+    def health(probed: str) -> OperationResult:
+        return _result(
+            "health_check",
+            containers=[
+                {"name": "web-1", "health": "healthy"},
+                {"name": "web-2", "health": "unhealthy"},
+            ],
+            probe={"error": "timeout", "summary": "no answer in 0.5s", "container": probed},
+        )
+
+    assert confirmed_hang(health("web-1"), QUIET_LOGS, IDLE, [], 0.5)[0] is None
+    seen, _ = confirmed_hang(health("web-2"), QUIET_LOGS, IDLE, [], 0.5)
+    assert seen is not None and "web-2 unhealthy" in seen

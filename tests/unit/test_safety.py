@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+import devops_agent.memory.audit as audit_module
 from devops_agent.config import SettingsError, load_settings
 from devops_agent.context import AgentContext
+from devops_agent.memory.audit import AuditLog
+from devops_agent.memory.store import Store
 from devops_agent.policy import Facts, PolicyDocument, decide, load_policy
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert, Plan, PlanStep
@@ -207,3 +210,22 @@ async def test_audit_chain_catches_an_edited_and_a_deleted_row(tmp_path) -> None
         db.execute("DELETE FROM audit_log WHERE seq = 2")
     deleted = verify()
     assert deleted.returncode == 1 and "row 2 is missing" in deleted.stdout
+
+
+async def test_audit_verify_walks_the_chain_in_chunks(tmp_path, monkeypatch) -> None:
+    """verify() checks a chunk of rows per trip to the store's thread (the runs' writes share
+    that thread); a chain longer than a chunk, and a change past the first chunk, are found."""
+    monkeypatch.setattr(audit_module, "VERIFY_CHUNK", 2)
+    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    log = AuditLog(store, b"k" * 32)
+    try:
+        for i in range(5):
+            await log.append(f"run-{i}", "plan", "rules", {"i": i})
+        intact = await log.verify()
+        assert (intact.ok, intact.rows) == (True, 5)
+        with sqlite3.connect(tmp_path / "a.db") as db:
+            db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4")
+        edited = await log.verify()
+        assert not edited.ok and edited.rows == 3 and "row 4 was changed" in edited.problem
+    finally:
+        await store.close()
