@@ -47,6 +47,7 @@ class Relay:
         self.hub = hub
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX)
         self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()  # set while the LISTEN is in place
 
     def start(self) -> None:
         self._tasks = [
@@ -93,8 +94,12 @@ class Relay:
 
     async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(f"LISTEN {CHANNEL}")
-        async for note in conn.notifies():
-            self._deliver(note.payload)
+        self.listening.set()
+        try:
+            async for note in conn.notifies():
+                self._deliver(note.payload)
+        finally:
+            self.listening.clear()
 
     def _deliver(self, payload: str) -> None:
         try:

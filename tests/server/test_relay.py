@@ -22,7 +22,8 @@ async def test_events_reach_the_other_replicas_subscribers_in_order(pg_url: str)
         relay.start()
     try:
         async with here.subscribe("run-1") as local, there.subscribe("run-1") as remote:
-            await asyncio.sleep(1)  # both LISTENs are in place
+            for relay in relays:
+                await asyncio.wait_for(relay.listening.wait(), 30)
             here.publish("run-1", "update", {"node": "execute", "update": {"attempts": 1}})
             here.publish("run-1", "update", {"node": "validate", "update": {"x": "y" * 9000}})
             here.publish("run-1", "end", {"status": "completed", "outcome": "resolved"})
