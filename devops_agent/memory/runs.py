@@ -18,6 +18,7 @@ graph runs share the loop.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -43,6 +44,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -61,6 +63,18 @@ QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
 OPEN_STATUSES = (QUEUED, RUNNING, AWAITING)
 STATUSES = (QUEUED, RUNNING, AWAITING, COMPLETED, FAILED)
 _OPEN_SQL = text("status IN ('queued', 'running', 'awaiting_approval')")
+
+
+def _cursor(since: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{since}|{seq}".encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        since, seq = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+        return since, int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor of this list") from exc
 
 
 def now_iso() -> str:
@@ -242,22 +256,37 @@ class RunRepo(Database):
         service: str | None = None,
         limit: int = 50,
         cursor: int | None = None,
-        oldest_first: bool = False,
     ) -> RunPage:
-        """Newest first (or oldest first); `cursor` is the `seq` after which the next page
-        starts."""
-        order = RunRecord.seq.asc() if oldest_first else RunRecord.seq.desc()
-        query = select(RunRecord).order_by(order).limit(limit + 1)
+        """Newest first; `cursor` is the `seq` below which the next page starts."""
+        query = select(RunRecord).order_by(RunRecord.seq.desc()).limit(limit + 1)
         if status:
             query = query.where(RunRecord.status == status)
         if service:
             query = query.where(RunRecord.service == service)
         if cursor is not None:
-            query = query.where(RunRecord.seq > cursor if oldest_first else RunRecord.seq < cursor)
+            query = query.where(RunRecord.seq < cursor)
         rows = await self.scalars(query)
         more = len(rows) > limit
         rows = rows[:limit]
         return RunPage(rows, str(rows[-1].seq) if more and rows else None)
+
+    async def waiting(self, limit: int = 100, cursor: str | None = None) -> RunPage:
+        """Runs waiting for approval, longest waiting first. `cursor` (from the previous page's
+        `next_cursor`) is opaque; a malformed one raises ValueError."""
+        query = (
+            select(RunRecord)
+            .where(RunRecord.status == AWAITING)
+            .order_by(RunRecord.awaiting_since, RunRecord.seq)
+            .limit(limit + 1)
+        )
+        if cursor is not None:
+            since, seq = _read_cursor(cursor)
+            query = query.where(tuple_(RunRecord.awaiting_since, RunRecord.seq) > (since, seq))
+        rows = await self.scalars(query)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more and rows else None
+        return RunPage(rows, _cursor(last.awaiting_since or "", last.seq) if last else None)
 
     async def with_status(self, *statuses: str) -> list[RunRecord]:
         query = select(RunRecord).where(RunRecord.status.in_(statuses)).order_by(RunRecord.seq)

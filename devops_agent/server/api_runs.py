@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
-from devops_agent.memory.runs import AWAITING, COMPLETED, FAILED, STATUSES, RunRecord
+from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
@@ -153,15 +153,16 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
     )
 
 
-@router.get("/approvals", summary="Runs waiting for a human decision, oldest run first")
+@router.get("/approvals", summary="Runs waiting for a human decision, longest waiting first")
 async def approvals(
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,200}$")] = None,
 ) -> dict[str, Any]:
-    page = await svc.repo.page(
-        status=AWAITING, limit=limit, cursor=int(cursor) if cursor else None, oldest_first=True
-    )
+    try:
+        page = await svc.repo.waiting(limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise HTTPException(422, f"cursor: {exc}") from exc
     waiting = []
     for row in page.runs:
         # Kept on the row since migration 0003; a run that began waiting before it has only

@@ -197,13 +197,18 @@ def test_approvals_come_from_the_runs_table_a_page_at_a_time(
     # is the same after they are gone (10,000 waiting runs do not mean 10,000 checkpoint reads).
     with sqlite3.connect(server.data_dir / "agent.db") as db:
         db.executemany("DELETE FROM checkpoints WHERE thread_id = ?", [(r,) for r in run_ids])
+        # As if the first run had gone back to waiting (a second attempt) after the others.
+        db.execute(
+            "UPDATE runs SET awaiting_since = '2999-01-01T00:00:00+00:00' WHERE run_id = ?",
+            (run_ids[0],),
+        )
 
     first = server.get("/approvals", params={"limit": 2}).json()
     assert len(first["approvals"]) == 2 and first["next"]
     second = server.get("/approvals", params={"limit": 2, "cursor": first["next"]}).json()
     assert second["next"] is None
     listed = first["approvals"] + second["approvals"]
-    assert [a["run_id"] for a in listed] == run_ids  # oldest run first
+    assert [a["run_id"] for a in listed] == [*run_ids[1:], run_ids[0]]  # longest waiting first
     for entry in listed:
         assert entry["plan"]["steps"][0]["operation"] == "restart_service"
         assert entry["diagnosis"]["category"] == "crash"
