@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))  # tests.support: the fault lab
 
 from devops_agent import stack  # noqa: E402
 from tests.stack.example import METRICS_PATH, install_metrics  # noqa: E402
-from tests.support.containers import Lab, Started, free_port, probe  # noqa: E402
+from tests.support.containers import Lab, Started, free_port, probe, wait_for  # noqa: E402
 
 DEADLINE = 120.0
 HANG_WATCH = 20.0  # seconds Docker's restart policy is given to notice a hang (it never does)
@@ -117,14 +117,8 @@ class Agent:
 
 
 def wait(predicate: Any, what: str, deadline: float = DEADLINE, every: float = 0.05) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(every)
+    """Poll `predicate` every `every` seconds (fine enough to time recoveries)."""
+    return wait_for(predicate, deadline, every, what)
 
 
 def scraped_up(spec: stack.StackSpec, service: str) -> bool:

@@ -3,8 +3,6 @@ answers 503 (Alertmanager retries) and what it did accept is not lost."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +13,7 @@ from tests.support.containers import free_port
 
 def test_unreachable_at_start_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     server = Server(tmp_path, env={"DATABASE_URL": f"postgresql://agent@127.0.0.1:{free_port()}/x"})
-    done = subprocess.run(
-        [sys.executable, "-m", "devops_agent", "serve"],
-        cwd=tmp_path,
-        env=server.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = server.run_to_exit()
     assert done.returncode != 0
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines

@@ -97,6 +97,18 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not answer /health:\n{self.logs()}")
 
+    def run_to_exit(self) -> subprocess.CompletedProcess[str]:
+        """`serve` in the foreground until it exits (start-up failures), its output captured."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(
+            [sys.executable, "-m", "devops_agent", "serve"],
+            cwd=self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when a machine dies."""
         assert self.proc is not None

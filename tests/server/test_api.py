@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -290,14 +288,7 @@ def test_generated_token_file(make_server: Callable[..., Server]) -> None:
 
 def test_production_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     srv = Server(tmp_path, env={"ENVIRONMENT": "production", "AGENT_API_TOKEN": ""})
-    proc = subprocess.run(
-        [sys.executable, "-m", "devops_agent", "serve"],
-        cwd=tmp_path,
-        env=srv.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = srv.run_to_exit()
     assert proc.returncode != 0
     assert "AGENT_API_TOKEN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data" / "api-token").exists()

@@ -4,7 +4,6 @@ devops_agent.stack on free loopback ports in a temp dir, with the demo intervals
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from devops_agent import stack
 from tests.server.conftest import TOKEN, WEBHOOK_TOKEN, Server
-from tests.support.containers import free_port
+from tests.support.containers import free_port, wait_for
 
 DEADLINE = 120.0  # generous: polling ends as soon as the condition holds
 
@@ -57,15 +56,9 @@ class Stack:
         wait(lambda: self.prometheus(f'up{{service="{service}"}} == 1'), f"{service} scraped up")
 
 
-def wait(predicate: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline:g}s waiting for {what}")
-        time.sleep(0.2)
+def wait(predicate: Callable[[], Any], what: str) -> Any:
+    """Poll `predicate` (every 0.2 s, up to DEADLINE) until it returns something true."""
+    return wait_for(predicate, DEADLINE, 0.2, what)
 
 
 @pytest.fixture

@@ -39,11 +39,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 from docker.models.containers import Container
+
+T = TypeVar("T")
 
 IMAGE = "devops-agent-test/busybox:1"
 IMAGE_REPOSITORY, IMAGE_TAG = IMAGE.rsplit(":", 1)
@@ -279,13 +281,15 @@ def container_state(client: docker.DockerClient, name: str) -> dict[str, Any]:
 
 
 def wait_for(
-    pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.1, what: str = "condition"
-) -> None:
-    """Poll ``pred`` until true; TimeoutError after ``timeout`` seconds."""
+    pred: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = "condition"
+) -> T:
+    """Poll ``pred`` until it returns something true, and return that; TimeoutError after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        if pred():
-            return
+        value = pred()
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
