@@ -288,10 +288,6 @@ class RunRepo(Database):
         last = rows[-1] if more and rows else None
         return RunPage(rows, _cursor(last.awaiting_since or "", last.seq) if last else None)
 
-    async def with_status(self, *statuses: str) -> list[RunRecord]:
-        query = select(RunRecord).where(RunRecord.status.in_(statuses)).order_by(RunRecord.seq)
-        return await self.scalars(query)
-
     async def alerts_of(self, run_ids: Iterable[str]) -> dict[str, list[AlertRecord]]:
         ids = list(run_ids)
         found: dict[str, list[AlertRecord]] = {r: [] for r in ids}
