@@ -48,7 +48,9 @@ class AgentContext:
         key = settings.audit_key.get_secret_value() if settings.audit_key else None
         if key is None and settings.resolved_database_url.startswith("memory://"):
             key = secrets.token_hex(32)  # nothing outlives the process, so neither does the key
-        registry = Registry(backend)
+        registry = Registry(
+            backend, defaults={"health_check": {"probe_timeout": settings.probe_timeout}}
+        )
         return cls(
             settings=settings,
             registry=registry,

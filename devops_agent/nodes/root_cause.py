@@ -61,9 +61,7 @@ async def _dependencies(
         dep = await ctx.registry.backend.resolve([name])
         if dep is None:
             continue
-        result = await ctx.registry.run(
-            "health_check", {"target": dep.name, "probe_timeout": ctx.settings.probe_timeout}
-        )
+        result = await ctx.registry.run("health_check", {"target": dep.name})
         healthy = bool(result.ok and result.data.get("healthy"))
         how = "declared by label" if name in declared else "named in the error lines"
         evidence.append(
@@ -103,9 +101,7 @@ async def _settle_probe(
         probe["summary"] = f"{probe['summary']}, and {seen}"
         health.message = f"{health.message}; {seen}"
         return health
-    again = await ctx.registry.run(
-        "health_check", {"target": name, "probe_timeout": ctx.settings.probe_timeout}
-    )
+    again = await ctx.registry.run("health_check", {"target": name})  # PROBE_TIMEOUT
     if again.ok and again.data.get("probe"):
         again.data["probe"]["quick_probe"] = f"no answer in {quick:g}s; waited longer: {why_wait}"
     return again

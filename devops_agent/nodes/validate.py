@@ -12,12 +12,7 @@ from devops_agent.state import IncidentState, Validation
 
 async def _check(ctx: AgentContext, names: list[str]) -> Validation:
     results = await asyncio.gather(
-        *(
-            ctx.registry.run(
-                "health_check", {"target": n, "probe_timeout": ctx.settings.probe_timeout}
-            )
-            for n in names
-        )
+        *(ctx.registry.run("health_check", {"target": n}) for n in names)
     )
     checks = [
         {"target": r.target, "healthy": bool(r.ok and r.data.get("healthy")), "summary": r.message}

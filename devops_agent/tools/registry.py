@@ -124,11 +124,18 @@ class Backend(Protocol):
 
 
 class Registry:
-    """The operations and the backend that carries them out."""
+    """The operations and the backend that carries them out. `defaults` are parameters an
+    operation gets when its caller (a node, the LLM) does not give them, such as PROBE_TIMEOUT."""
 
-    def __init__(self, backend: Backend, operations: Mapping[str, OperationSpec] = OPERATIONS):
+    def __init__(
+        self,
+        backend: Backend,
+        operations: Mapping[str, OperationSpec] = OPERATIONS,
+        defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    ):
         self.backend = backend
         self.operations = dict(operations)
+        self.defaults = {name: dict(values) for name, values in (defaults or {}).items()}
 
     def spec(self, operation: str) -> OperationSpec | None:
         return self.operations.get(operation)
@@ -139,7 +146,7 @@ class Registry:
         if spec is None:
             return f"unknown operation {operation!r}"
         try:
-            return spec.params.model_validate(dict(params))
+            return spec.params.model_validate({**self.defaults.get(operation, {}), **params})
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "params"

@@ -129,3 +129,12 @@ def test_only_the_probed_containers_healthcheck_counts() -> None:
     assert confirmed_hang(health("web-1"), QUIET_LOGS, IDLE, [], 0.5)[0] is None
     seen, _ = confirmed_hang(health("web-2"), QUIET_LOGS, IDLE, [], 0.5)
     assert seen is not None and "web-2 unhealthy" in seen
+
+
+async def test_probe_timeout_setting_is_the_default_of_every_probe(tmp_path) -> None:
+    worker = FakeService("worker", probe_status=None)
+    async with open_agent(_ctx(tmp_path, worker, probe_timeout=2.0)) as agent:
+        await _run(agent, "r1", [_alert("worker")])
+        registry = agent.ctx.registry
+        await registry.run("health_check", {"target": "worker"})  # as the LLM's tool calls it
+    assert worker.probe_timeouts == [0.5, 2.0, 2.0]
