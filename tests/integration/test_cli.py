@@ -13,7 +13,7 @@ import pytest
 from tests.support.containers import Lab, probe
 
 pytestmark = pytest.mark.docker
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alertmanager-0.25"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager-0.25"
 
 
 def payload_for(tmp_path: Path, service: str) -> Path:

@@ -26,7 +26,7 @@ import pytest
 from devops_agent.config import Settings
 from tests.support.containers import free_port
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alertmanager-0.25"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager-0.25"
 TOKEN = "test-api-token-" + secrets.token_hex(8)
 WEBHOOK_TOKEN = "test-webhook-token-" + secrets.token_hex(8)
 # Every setting of the agent (but DOCKER_HOST, which says where the engine is): a developer's own
