@@ -85,7 +85,9 @@ def build_graph(ctx: AgentContext | None = None) -> StateGraph:
         "approve", route_after_approve, ["await_approval", "execute", "escalate"]
     )
     builder.add_conditional_edges("await_approval", route_after_decision, ["execute", "escalate"])
-    builder.add_conditional_edges("execute", route_after_execute, ["validate", "escalate"])
+    builder.add_conditional_edges(
+        "execute", route_after_execute, ["validate", "escalate", "await_approval", "learn"]
+    )
     builder.add_conditional_edges(
         "validate", route_after_validate, ["learn", "root_cause", "rollback"]
     )

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
+from devops_agent import labels
+
 Category = Literal[
     "crash",
     "crash_loop",
@@ -30,6 +32,9 @@ CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 
 Outcome = Literal["resolved", "escalated", "rejected", "no_action", "superseded"]
 ActionStatus = Literal["succeeded", "failed", "skipped", "refused", "dry_run"]
+# The statuses of a step that happened: `skipped` is a step that had succeeded before the node
+# was re-run on resume. Rollback, crash-loop detection, learning and the breaker read both.
+HAPPENED: tuple[str, ...] = ("succeeded", "skipped")
 Decision = Literal["approve", "reject", "expired"]
 
 
@@ -50,12 +55,18 @@ class Alert(BaseModel):
 
 
 class Target(BaseModel):
-    """The service an incident is about, as the backend resolved it."""
+    """The service an incident is about, as the backend resolved it.
+
+    `key` is its identity (`container:<name>`, `compose:<project>/<service>`): limits, locks and
+    joins are keyed on it, never on an alert's label, so two names for one thing are one target.
+    """
 
     name: str
     kind: Literal["container", "compose_service"]
     containers: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    project: str | None = None
+    key: str = ""
 
     @property
     def scalable(self) -> bool:
@@ -63,8 +74,28 @@ class Target(BaseModel):
 
     @property
     def depends_on(self) -> list[str]:
-        raw = self.labels.get("devops-agent.depends-on", "")
-        return [name.strip() for name in raw.split(",") if name.strip()]
+        return labels.depends_on(self.labels)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """How an operation names this target (with its project where a name may need one)."""
+        if self.kind == "compose_service" and self.project:
+            return {"target": self.name, "project": self.project}
+        return {"target": self.name}
+
+
+class Ambiguity(BaseModel):
+    """A name that means more than one target (a Compose service in several projects)."""
+
+    name: str
+    matches: list[str]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.name!r} names {len(self.matches)} targets ({', '.join(self.matches)}): "
+            "an alert label `project` (or `compose_project`) must say which"
+        )
 
 
 class Evidence(BaseModel):
@@ -102,6 +133,7 @@ class Plan(BaseModel):
     why: str = ""
     confidence: float = Field(1.0, ge=0.0, le=1.0)
     reasoner: str = "rules"
+    reason: str | None = None  # the reason code of an escalation
 
 
 class Approval(BaseModel):
@@ -110,6 +142,7 @@ class Approval(BaseModel):
     comment: str = ""
     at: str = Field(default_factory=utcnow)
     policy: str = ""
+    request_id: str = ""  # the approval request this decision answered
 
 
 class ActionRecord(BaseModel):
@@ -126,6 +159,10 @@ class ActionRecord(BaseModel):
         None, description="what the inverse needs, taken before"
     )
     rollback_of: int | None = Field(None, description="the step this action undoes")
+    reconciled: bool = Field(
+        False, description="interrupted by a crash, then found done in reality"
+    )
+    reason: str | None = Field(None, description="the reason code of a refusal")
 
 
 class Validation(BaseModel):
@@ -151,4 +188,7 @@ class IncidentState(TypedDict, total=False):
     attempts: int
     outcome: Outcome | None
     escalation: str | None
+    escalation_reason: str | None  # a reason code (devops_agent.policy.reasons)
+    handled_by: str | None  # a joined run: the run that handled its fault
+    notes: Annotated[list[str], operator.add]  # what happened to the run outside its nodes
     reasoning: Annotated[list[dict[str, Any]], operator.add]  # one record per reasoner call

@@ -20,5 +20,7 @@ async def escalate(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         service=state.get("service"),
         outcome=outcome,
         category=diagnosis.get("category"),
+        reason=state.get("escalation_reason"),
     )
-    return {"outcome": outcome, "escalation": reason}
+    code = state.get("escalation_reason") or ("rejected" if rejected else None)
+    return {"outcome": outcome, "escalation": reason, "escalation_reason": code}

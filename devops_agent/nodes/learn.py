@@ -31,6 +31,8 @@ async def learn(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         {
             "outcome": outcome,
             "escalation": state.get("escalation"),
+            "reason": state.get("escalation_reason"),
+            "handled_by": state.get("handled_by"),
             "attempts": state.get("attempts", 0),
         },
     )

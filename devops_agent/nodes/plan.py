@@ -23,6 +23,7 @@ async def plan(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         update["outcome"] = "no_action"
     elif made.action == "escalate":
         update["escalation"] = made.why
+        update["escalation_reason"] = made.reason or "cannot_fix"
     await ctx.audit.append(
         str(state.get("run_id")),
         "plan",

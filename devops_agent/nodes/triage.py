@@ -7,8 +7,8 @@ from typing import Any
 from langgraph.config import get_config
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import alerts_of, candidate_names
-from devops_agent.state import IncidentState
+from devops_agent.nodes.common import alerts_of, candidate_names, project_of
+from devops_agent.state import Ambiguity, IncidentState, Target
 
 
 def _run_id(state: IncidentState) -> str:
@@ -32,6 +32,7 @@ async def triage(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             **update,
             "triage": {"action": "escalate", "reason": "the run has no alerts"},
             "escalation": "the run has no alerts",
+            "escalation_reason": "unknown_target",
         }
     if all(a.status == "resolved" for a in alerts):
         return {
@@ -39,17 +40,22 @@ async def triage(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             "triage": {"action": "none", "reason": "every alert is already resolved"},
             "outcome": "superseded",
         }
-    target = await ctx.registry.backend.resolve(names)
-    if target is None:
-        reason = (
-            f"unknown target: no {ctx.registry.backend.name} service is named by the labels "
-            f"({', '.join(names) or 'none of service, container, container_name, name, job'})"
-        )
+    target = await ctx.registry.backend.resolve(names, project_of(alerts))
+    if not isinstance(target, Target):
+        if isinstance(target, Ambiguity):
+            code, reason = "ambiguous_target", f"ambiguous target: {target.message}"
+        else:
+            code = "unknown_target"
+            reason = (
+                f"unknown target: no {ctx.registry.backend.name} service is named by the labels "
+                f"({', '.join(names) or 'none of service, container, container_name, name, job'})"
+            )
         return {
             **update,
             "target": None,
             "triage": {"action": "escalate", "reason": reason},
             "escalation": reason,
+            "escalation_reason": code,
         }
     update["service"] = target.name
     return {

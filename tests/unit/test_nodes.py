@@ -79,7 +79,8 @@ async def test_execute_skips_steps_already_in_the_ledger(ctx: AgentContext) -> N
         "action": "remediate",
         "steps": [{"operation": "restart_service", "target": "web", "params": {}}],
     }
-    state: dict[str, Any] = {"run_id": "r", "plan": plan, "attempts": 0}
+    approval = {"decision": "approve", "approver": "ana"}
+    state: dict[str, Any] = {"run_id": "r", "plan": plan, "attempts": 0, "approval": approval}
     first = await execute(state, ctx)  # type: ignore[arg-type]
     again = await execute(state, ctx)  # the same attempt re-run, as after a resume
     assert [a["status"] for a in first["actions"]] == ["succeeded"]
@@ -92,7 +93,9 @@ async def test_execute_stops_at_a_failed_step(ctx: AgentContext) -> None:
         {"operation": "restart_service", "target": "ghost", "params": {}},
         {"operation": "restart_service", "target": "web", "params": {}},
     ]
-    update = await execute({"run_id": "r", "plan": {"action": "remediate", "steps": steps}}, ctx)  # type: ignore[typeddict-item]
+    approval = {"decision": "approve", "approver": "ana"}
+    state = {"run_id": "r", "plan": {"action": "remediate", "steps": steps}, "approval": approval}
+    update = await execute(state, ctx)  # type: ignore[arg-type]
     assert [(a["target"], a["status"]) for a in update["actions"]] == [("ghost", "failed")]
 
 
