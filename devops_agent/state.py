@@ -40,7 +40,7 @@ Decision = Literal["approve", "reject", "expired"]
 
 def utcnow() -> str:
     """Now, as an ISO 8601 UTC string."""
-    return datetime.now(UTC).isoformat()
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Alert(BaseModel):
@@ -179,6 +179,7 @@ class IncidentState(TypedDict, total=False):
     target: dict[str, Any] | None
     triage: dict[str, Any]
     evidence: list[dict[str, Any]]
+    diagnosed_at: str | None  # when root_cause began gathering the evidence
     diagnosis: dict[str, Any] | None
     plan: dict[str, Any] | None
     approval: dict[str, Any] | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, or_, select, text, update
 
 from devops_agent.config import Settings
 from devops_agent.fencing import Lease, LeaseLost
@@ -46,6 +46,7 @@ class StepEntry:
     target_key: str
     params: dict[str, Any]
     snapshot: dict[str, Any] | None = None
+    evidence_at: str | None = None  # when the run gathered the evidence its plan rests on
 
 
 @dataclass
@@ -97,8 +98,14 @@ def read_facts(
     run_id: str,
     targets: Mapping[str, str],
     settings: Settings,
+    evidence_at: str | None = None,
 ) -> PolicyFacts:
-    """What the policy reads, for the targets (name -> identity) of a plan or a step."""
+    """What the policy reads, for the targets (name -> identity) of a plan or a step.
+
+    Another run "handles" a target when it is acting on it now (a step begun or done, its run
+    still open), or when it acted on it after `evidence_at`: this run's evidence predates that
+    action, so its plan is about a state that is gone.
+    """
     now = datetime.now(UTC)
     since = (now - timedelta(hours=1)).isoformat()
     paused = conn.scalar(select(Control.value).where(Control.name == KILL_SWITCH)) == "true"
@@ -121,16 +128,17 @@ def read_facts(
             .select_from(LedgerEntry)
             .where(LedgerEntry.target_key == key, *taken)
         )
+        recent = LedgerEntry.started_at >= (evidence_at or now.isoformat())
         other = conn.execute(
             select(LedgerEntry.run_id)
-            .join(RunRecord, RunRecord.run_id == LedgerEntry.run_id)
+            .outerjoin(RunRecord, RunRecord.run_id == LedgerEntry.run_id)
             .where(
                 LedgerEntry.target_key == key,
                 LedgerEntry.run_id != run_id,
                 LedgerEntry.status.in_(ACTING),
                 LedgerEntry.operation.in_(MUTATING),
                 LedgerEntry.started_at >= since,
-                RunRecord.status.in_(OPEN_STATUSES),
+                or_(RunRecord.status.in_(OPEN_STATUSES), recent),
             )
             .order_by(LedgerEntry.id)
             .limit(1)
@@ -193,7 +201,8 @@ def begin(
     earlier = entry_of(conn, entry.run_id, entry.attempt, entry.step)
     if earlier is not None:
         return Begun(earlier=earlier)
-    verdict = judge(read_facts(conn, entry.run_id, {entry.target: entry.target_key}, settings))
+    targets = {entry.target: entry.target_key}
+    verdict = judge(read_facts(conn, entry.run_id, targets, settings, entry.evidence_at))
     if verdict.kind in ("run", "refuse"):
         stamp = utcnow()
         conn.execute(

@@ -58,6 +58,7 @@ async def run_step(
     *,
     by_person: bool,
     rollback_of: int | None = None,
+    evidence_at: str | None = None,
 ) -> StepOutcome:
     """Judge, record, run and record the end of one step (the module's docstring says how)."""
     params = {**step.params, "target": step.target}
@@ -97,6 +98,7 @@ async def run_step(
         target_key=keys.get(step.target, f"unresolved:{step.target}"),
         params=params,
         snapshot=record.snapshot,
+        evidence_at=evidence_at,
     )
     begun = await ctx.store.begin_step(entry, fencing.current.get(), s, judge)
     if begun.earlier is not None:
@@ -223,7 +225,15 @@ async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     records: list[ActionRecord] = []
     update: dict[str, Any] = {}
     for index, step in enumerate(plan.steps):
-        outcome = await run_step(ctx, run_id, attempt, index, step, by_person=by_person)
+        outcome = await run_step(
+            ctx,
+            run_id,
+            attempt,
+            index,
+            step,
+            by_person=by_person,
+            evidence_at=state.get("diagnosed_at"),
+        )
         verdict = outcome.verdict
         if verdict is not None and verdict.kind == "ask":
             request = approval_request(
@@ -242,6 +252,7 @@ async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
         if verdict is not None and verdict.kind == "join":
             update = {
                 "outcome": "superseded",
+                "escalation_reason": "joined",
                 "handled_by": verdict.handled_by,
                 "notes": [f"joined: {verdict.why}"],
             }

@@ -13,7 +13,7 @@ from typing import Any
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import investigation, target_of
 from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
-from devops_agent.state import Evidence, IncidentState, Target
+from devops_agent.state import Evidence, IncidentState, Target, utcnow
 from devops_agent.tools.prometheus import service_evidence
 from devops_agent.tools.registry import OperationResult
 
@@ -135,6 +135,7 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     )
     target = again if isinstance(again, Target) else target  # replicas may have changed
     quick = min(ctx.settings.probe_quick_timeout, ctx.settings.probe_timeout)
+    gathered_at = utcnow()
     (health, logs, resources), metrics = await asyncio.gather(
         asyncio.gather(
             ctx.registry.run("health_check", {**target.params, "probe_timeout": quick}),
@@ -159,6 +160,7 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     )
     return {
         "target": target_dump,
+        "diagnosed_at": gathered_at,
         "evidence": evidence,
         "diagnosis": diagnosis.model_dump(mode="json"),
         "reasoning": case.calls,

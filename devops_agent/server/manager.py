@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from devops_agent import fencing
+from devops_agent import faults, fencing
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
@@ -386,6 +386,7 @@ class RunManager:
                 self.metrics.runs_finished.labels(outcome=outcome).inc()
                 self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
                 return
+            faults.hit("before_mark_awaiting")
             await self.repo.mark(
                 run_id,
                 AWAITING,
