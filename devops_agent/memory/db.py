@@ -32,6 +32,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
+PG_CONNECT_TIMEOUT = 5  # seconds
+PG_OPTIONS = "-c statement_timeout=30000 -c lock_timeout=30000"  # milliseconds
 
 
 class Base(DeclarativeBase):
@@ -157,7 +159,13 @@ def make_engine(database_url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Bounded waits: a connection that cannot be made in 5 s, or a statement that runs 30 s,
+    # fails instead of hanging the caller (a lease renewal above all).
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT, "options": PG_OPTIONS},
+    )
 
 
 class Database:

@@ -14,7 +14,7 @@ from typing import Any
 from devops_agent.policy.checks import ineffective, scale_findings
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.records import CallRecord
-from devops_agent.state import Diagnosis, Evidence, Plan, PlanStep
+from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan, PlanStep
 
 CONFIG_EXIT_CODES = {78: "EX_CONFIG", 126: "not executable", 127: "command not found"}
 CONFIG_WORDS = (
@@ -127,7 +127,7 @@ def _diag(
 
 def _restarted_before(case: Investigation, target: str) -> bool:
     return any(
-        a.operation == "restart_service" and a.target == target and a.status == "succeeded"
+        a.operation == "restart_service" and a.target == target and a.status in HAPPENED
         for a in case.actions
     )
 

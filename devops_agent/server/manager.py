@@ -52,6 +52,7 @@ from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
+from devops_agent.state import HAPPENED
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
 POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
-ACTED = ("succeeded", "failed")
+ACTED = (*HAPPENED, "failed")  # a run with a step in these has acted
 SUPERSEDED = {
     "decision": "superseded",
     "approver": "alertmanager",
