@@ -238,3 +238,49 @@ async def test_audit_verify_walks_the_chain_in_chunks(tmp_path, monkeypatch) -> 
         assert not edited.ok and edited.rows == 3 and "row 4 was changed" in edited.problem
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "silence: [legacy]\n",
+            r"POLICY_FILE: .*policy\.yaml: silence: unknown key \(did you mean silenced\?\)",
+        ),
+        (
+            "rules:\n  - {operation: restart_servce, verdict: forbid}\n",
+            r"rules\.0\.operation: 'restart_servce' matches no operation .*did you mean restart_service",
+        ),
+        (
+            "rules:\n  - {operation: '*', target: web, verdict: auto}\n",
+            r"rules\.0\.verdict: must be one of approval, forbid",
+        ),
+        (
+            "rules:\n  - {operation: '*', targt: web, verdict: forbid}\n",
+            r"rules\.0\.targt: unknown key \(did you mean target\?\)",
+        ),
+        (
+            "maintenance_windows:\n  - {service: [web], start: 2026-01-01, end: 2026-01-02}\n",
+            r"maintenance_windows\.0\.service: unknown key \(did you mean services\?\)",
+        ),
+    ],
+)
+def test_a_policy_file_that_does_not_say_what_it_seems_to_is_refused(
+    tmp_path, text: str, expected: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=expected) as caught:
+        load_policy(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_forbid_rule_is_never_shadowed_by_an_earlier_rule(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {operation: '*', target: '*', verdict: approval}\n"
+        "  - {operation: restart_service, target: 'db-*', verdict: forbid}\n"
+    )
+    verdict = decide(_restart("db-main"), load_settings(**AUTONOMOUS), load_policy(path))
+    assert verdict.decision == "refuse" and verdict.reason == "policy_forbid"
