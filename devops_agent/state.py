@@ -123,6 +123,12 @@ class PlanStep(BaseModel):
     risk: Literal["low", "medium", "high"] = "low"
     rationale: str = ""
 
+    @property
+    def named(self) -> dict[str, Any]:
+        """How an operation names this step's target (with its project, when it has one)."""
+        project = self.params.get("project")
+        return {"target": self.target, **({"project": project} if project else {})}
+
 
 class Plan(BaseModel):
     """What to do. `action` tells the graph where to go; `steps` only matter for `remediate`."""
@@ -177,7 +183,7 @@ class IncidentState(TypedDict, total=False):
     alerts: list[dict[str, Any]]
     service: str | None
     target: dict[str, Any] | None
-    triage: dict[str, Any]
+    triage: dict[str, Any]  # {"action": investigate | escalate | none, "reason": ...}
     evidence: list[dict[str, Any]]
     diagnosed_at: str | None  # when root_cause began gathering the evidence
     diagnosis: dict[str, Any] | None
@@ -193,3 +199,87 @@ class IncidentState(TypedDict, total=False):
     handled_by: str | None  # a joined run: the run that handled its fault
     notes: Annotated[list[str], operator.add]  # what happened to the run outside its nodes
     reasoning: Annotated[list[dict[str, Any]], operator.add]  # one record per reasoner call
+
+
+class RunState:
+    """Typed reads of a run's state: nodes read it through these, never `state.get` by hand.
+
+    The state itself stays plain JSON (the checkpoints); what a node returns is an
+    `IncidentState` (a TypedDict), so mypy refuses a key that is not in the state.
+    """
+
+    def __init__(self, state: IncidentState) -> None:
+        self.raw = state
+
+    @property
+    def run_id(self) -> str:
+        return str(self.raw.get("run_id") or "")
+
+    @property
+    def service(self) -> str:
+        return str(self.raw.get("service") or "")
+
+    @property
+    def attempts(self) -> int:
+        return int(self.raw.get("attempts") or 0)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [Alert.model_validate(a) for a in self.raw.get("alerts") or []]
+
+    @property
+    def target(self) -> Target | None:
+        raw = self.raw.get("target")
+        return Target.model_validate(raw) if raw else None
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        return [Evidence.model_validate(e) for e in self.raw.get("evidence") or []]
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        raw = self.raw.get("diagnosis")
+        return Diagnosis.model_validate(raw) if raw else None
+
+    @property
+    def plan(self) -> Plan | None:
+        raw = self.raw.get("plan")
+        return Plan.model_validate(raw) if raw else None
+
+    @property
+    def approval(self) -> Approval | None:
+        raw = self.raw.get("approval")
+        return Approval.model_validate(raw) if raw else None
+
+    @property
+    def approval_request(self) -> dict[str, Any]:
+        return dict(self.raw.get("approval_request") or {})
+
+    @property
+    def actions(self) -> list[ActionRecord]:
+        return [ActionRecord.model_validate(a) for a in self.raw.get("actions") or []]
+
+    @property
+    def validation(self) -> Validation | None:
+        raw = self.raw.get("validation")
+        return Validation.model_validate(raw) if raw else None
+
+    @property
+    def escalation(self) -> str | None:
+        return self.raw.get("escalation")
+
+    @property
+    def escalation_reason(self) -> str | None:
+        return self.raw.get("escalation_reason")
+
+    @property
+    def diagnosed_at(self) -> str | None:
+        return self.raw.get("diagnosed_at")
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.raw.get("outcome")
+
+    @property
+    def handled_by(self) -> str | None:
+        return self.raw.get("handled_by")

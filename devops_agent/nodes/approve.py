@@ -16,10 +16,10 @@ from typing import Any
 from langgraph.types import interrupt
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import target_keys, target_of
+from devops_agent.nodes.common import target_keys
 from devops_agent.nodes.requests import approval_request
 from devops_agent.policy import decide
-from devops_agent.state import Approval, IncidentState, Plan
+from devops_agent.state import Approval, IncidentState, RunState
 
 AUTO_WHY = (
     "it may run by itself (within SAFETY_MODE, AUTO_APPROVE_MAX_RISK and CONFIDENCE_THRESHOLD)"
@@ -46,17 +46,17 @@ def parse_decision(answer: Any) -> Approval:
     )
 
 
-async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = Plan.model_validate(state["plan"])
-    run_id = str(state.get("run_id"))
+async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    plan, run_id, target = run.plan, run.run_id, run.target
+    assert plan is not None, "plan routes only remediations here"
     keys = await target_keys(ctx, plan.steps)
     facts = await ctx.store.policy_facts(run_id, keys, ctx.settings)
-    target = target_of(state)
     replicas = {target.name: len(target.containers)} if target else None
     verdict = decide(plan, ctx.settings, ctx.policy, facts, replicas_before=replicas)
     plan.requires_approval = verdict.decision != "auto"
     plan.why = f"{plan.why} Policy: {verdict.why or AUTO_WHY}."
-    judged = {"plan": plan.model_dump(mode="json")}
+    judged: IncidentState = {"plan": plan.model_dump(mode="json")}
     reasons = [f.as_dict() for f in verdict.findings]
     if verdict.decision == "approval":
         request = approval_request(
@@ -65,7 +65,7 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             verdict.findings,
             policy=verdict.policy,
             timeout=ctx.settings.approval_timeout,
-            attempt=state.get("attempts", 0) + 1,
+            attempt=run.attempts + 1,
         )
         await ctx.audit.append(
             run_id,
@@ -79,7 +79,7 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             },
         )
         return {**judged, "approval": None, "approval_request": request}
-    update: dict[str, Any] = {}
+    update: IncidentState = {}
     if verdict.decision == "refuse":
         approval = Approval(
             decision="reject", approver="policy", comment=verdict.why, policy=verdict.policy
@@ -109,13 +109,14 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     }
 
 
-async def await_approval(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
+async def await_approval(state: IncidentState, ctx: AgentContext) -> IncidentState:
     """Wait for a person. Nothing but the interrupt happens before the answer, by design."""
-    request = state.get("approval_request") or {}
+    run = RunState(state)
+    request = run.approval_request
     approval = parse_decision(interrupt(request))
     approval.policy = str(request.get("policy", ""))
     approval.request_id = str(request.get("request_id") or approval.request_id)
-    update: dict[str, Any] = {
+    update: IncidentState = {
         "approval": approval.model_dump(mode="json"),
         "approval_request": None,
     }
@@ -129,20 +130,9 @@ async def await_approval(state: IncidentState, ctx: AgentContext) -> dict[str, A
         )
         update["escalation_reason"] = "expired"
     await ctx.audit.append(
-        str(state.get("run_id")),
+        run.run_id,
         "approval",
         approval.approver or "unknown",
         {**approval.model_dump(mode="json"), "why": request.get("why", "")},
     )
     return update
-
-
-def route_after_approve(state: IncidentState) -> str:
-    if state.get("approval_request"):
-        return "await_approval"
-    return route_after_decision(state)
-
-
-def route_after_decision(state: IncidentState) -> str:
-    decision = (state.get("approval") or {}).get("decision")
-    return "execute" if decision == "approve" else "escalate"

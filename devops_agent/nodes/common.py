@@ -8,27 +8,18 @@ from devops_agent.context import AgentContext
 from devops_agent.labels import PROJECT_ALERT_LABELS
 from devops_agent.operations import OPERATIONS
 from devops_agent.reasoning.base import Investigation
-from devops_agent.state import ActionRecord, Alert, Evidence, IncidentState, PlanStep, Target
+from devops_agent.state import Alert, PlanStep, RunState, Target
 
 TARGET_LABELS = ("service", "container", "container_name", "name", "job")
 
 
-def alerts_of(state: IncidentState) -> list[Alert]:
-    return [Alert.model_validate(a) for a in state.get("alerts", [])]
-
-
-def target_of(state: IncidentState) -> Target | None:
-    raw = state.get("target")
-    return Target.model_validate(raw) if raw else None
-
-
-def investigation(state: IncidentState, max_replicas: int, **extra: Any) -> Investigation:
+def investigation(run: RunState, max_replicas: int, **extra: Any) -> Investigation:
     return Investigation(
-        alerts=alerts_of(state),
-        target=target_of(state),
-        evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
-        actions=[ActionRecord.model_validate(a) for a in state.get("actions", [])],
-        attempts=state.get("attempts", 0),
+        alerts=run.alerts,
+        target=run.target,
+        evidence=run.evidence,
+        actions=run.actions,
+        attempts=run.attempts,
         max_replicas=max_replicas,
         **extra,
     )

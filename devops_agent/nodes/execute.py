@@ -29,7 +29,7 @@ from devops_agent.nodes.common import target_keys
 from devops_agent.nodes.requests import approval_request
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import Finding, StepVerdict, judge_step
-from devops_agent.state import ActionRecord, IncidentState, Plan, PlanStep, utcnow
+from devops_agent.state import ActionRecord, Approval, IncidentState, PlanStep, RunState, utcnow
 
 POLICY_ACTORS = ("policy", "")  # an approval by these is not a person's
 
@@ -44,9 +44,10 @@ class StepOutcome:
     escalate: Finding | None = None  # the step leaves the run no way on (reconcile_unknown)
 
 
-def approved_by_person(state: IncidentState) -> bool:
-    approval = state.get("approval") or {}
-    return approval.get("decision") == "approve" and approval.get("approver") not in POLICY_ACTORS
+def approved_by_person(approval: Approval | None) -> bool:
+    return bool(
+        approval and approval.decision == "approve" and approval.approver not in POLICY_ACTORS
+    )
 
 
 async def run_step(
@@ -215,15 +216,15 @@ async def _audit_once(ctx: AgentContext, run_id: str, record: ActionRecord) -> N
     await ctx.audit.append(run_id, "action", "agent", record.model_dump(mode="json"))
 
 
-async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = Plan.model_validate(state["plan"])
-    run_id = str(state.get("run_id"))
-    attempt = state.get("attempts", 0) + 1
-    by_person = approved_by_person(state)
+async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    plan, run_id, attempt = run.plan, run.run_id, run.attempts + 1
+    assert plan is not None, "only approved plans reach execute"
+    by_person = approved_by_person(run.approval)
     # Steps already on the run: this attempt was deferred to a person at a later step.
-    shown = {(a.get("attempt"), a.get("step")) for a in state.get("actions", [])}
+    shown = {(a.attempt, a.step) for a in run.actions}
     records: list[ActionRecord] = []
-    update: dict[str, Any] = {}
+    update: IncidentState = {}
     for index, step in enumerate(plan.steps):
         outcome = await run_step(
             ctx,
@@ -232,7 +233,7 @@ async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             index,
             step,
             by_person=by_person,
-            evidence_at=state.get("diagnosed_at"),
+            evidence_at=run.diagnosed_at,
         )
         verdict = outcome.verdict
         if verdict is not None and verdict.kind == "ask":
@@ -282,11 +283,3 @@ async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     if "approval_request" not in update:
         update["attempts"] = attempt
     return {**update, "actions": fresh}
-
-
-def route_after_execute(state: IncidentState) -> str:
-    if state.get("approval_request"):
-        return "await_approval"
-    if state.get("outcome") == "superseded":
-        return "learn"  # joined the run that is acting on the target
-    return "escalate" if state.get("escalation_reason") else "validate"

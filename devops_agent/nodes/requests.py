@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devops_agent.policy import Finding
-from devops_agent.state import IncidentState, Plan
+from devops_agent.state import IncidentState, Plan, RunState
 
 
 def request_id(run_id: str, attempt: int, scope: str, plan: Plan) -> str:
@@ -37,15 +37,16 @@ def approval_request(
 ) -> dict[str, Any]:
     """What a person sees: the diagnosis, the steps, why approval is needed (with the reason
     codes), the policy's version and a deadline."""
-    run_id = str(state.get("run_id"))
+    run = RunState(state)
+    run_id = run.run_id
     deadline = datetime.now(UTC) + timedelta(seconds=timeout)
     return {
         "request_id": request_id(run_id, attempt, scope, plan),
         "run_id": run_id,
-        "service": state.get("service"),
+        "service": run.service,
         "attempt": attempt,
         "scope": scope,
-        "diagnosis": state.get("diagnosis"),
+        "diagnosis": run.raw.get("diagnosis"),
         "plan": plan.model_dump(mode="json"),
         "why": "; ".join(dict.fromkeys(f.message for f in findings)),
         "reason": findings[0].code if findings else None,

@@ -7,12 +7,10 @@ policy checks as any step. The run shows both the action and its rollback.
 
 from __future__ import annotations
 
-from typing import Any
-
 from devops_agent.context import AgentContext
 from devops_agent.nodes.execute import run_step
 from devops_agent.operations import OPERATIONS
-from devops_agent.state import HAPPENED, ActionRecord, IncidentState, PlanStep
+from devops_agent.state import HAPPENED, ActionRecord, IncidentState, PlanStep, RunState
 
 ROLLBACK_STEP_OFFSET = 1000  # ledger step numbers of rollbacks: never clash with plan steps
 
@@ -36,8 +34,9 @@ def inverse_of(action: ActionRecord) -> PlanStep | None:
     return None
 
 
-async def rollback(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    actions = [ActionRecord.model_validate(a) for a in state.get("actions", [])]
+async def rollback(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    actions = run.actions
     undone = {a.rollback_of for a in actions if a.rollback_of is not None}
     records = []
     for position, action in reversed(list(enumerate(actions))):
@@ -46,7 +45,7 @@ async def rollback(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
             continue
         outcome = await run_step(
             ctx,
-            str(state.get("run_id")),
+            run.run_id,
             action.attempt,
             ROLLBACK_STEP_OFFSET + position,
             step,
@@ -58,4 +57,4 @@ async def rollback(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     if not records:
         return {}
     done = ", ".join(f"{r['operation']}({r['target']}) {r['status']}" for r in records)
-    return {"actions": records, "escalation": f"{state.get('escalation')}; rolled back: {done}"}
+    return {"actions": records, "escalation": f"{run.escalation}; rolled back: {done}"}

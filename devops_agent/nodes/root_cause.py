@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import investigation, target_of
+from devops_agent.nodes.common import investigation
 from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
-from devops_agent.state import Evidence, IncidentState, Target, utcnow
+from devops_agent.state import Evidence, IncidentState, RunState, Target, utcnow
 from devops_agent.tools.prometheus import service_evidence
 from devops_agent.tools.registry import OperationResult
 
@@ -127,8 +127,9 @@ async def _settle_probe(
     return again
 
 
-async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    target = target_of(state)
+async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    target = run.target
     assert target is not None, "triage routes only resolved targets here"
     again = await ctx.registry.backend.resolve(
         [target.name], target.project if target.kind == "compose_service" else None
@@ -151,12 +152,11 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     evidence += await _dependencies(ctx, target, errors)
     evidence += metrics
     target_dump = target.model_dump(mode="json")
-    case = investigation(
-        {**state, "evidence": evidence, "target": target_dump}, ctx.settings.max_replicas
-    )
+    gathered = RunState({**state, "evidence": evidence, "target": target_dump})
+    case = investigation(gathered, ctx.settings.max_replicas)
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
-        str(state.get("run_id")), "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
+        run.run_id, "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
     )
     return {
         "target": target_dump,

@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import target_of
-from devops_agent.state import IncidentState, Validation
+from devops_agent.state import IncidentState, RunState, Validation
 
 
 async def _check(ctx: AgentContext, targets: list[dict[str, Any]]) -> Validation:
@@ -20,40 +19,29 @@ async def _check(ctx: AgentContext, targets: list[dict[str, Any]]) -> Validation
     return Validation(healthy=all(c["healthy"] for c in checks), checks=checks)
 
 
-async def validate(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = state.get("plan") or {}
-    target = target_of(state)
-    touched = [target.params if target else {"target": str(state.get("service"))}]
-    for step in plan.get("steps", []):
-        params = step.get("params") or {}
-        touched.append(
-            {
-                k: v
-                for k, v in {**params, "target": step["target"]}.items()
-                if k in ("target", "project")
-            }
-        )
-    names = list({(t["target"], t.get("project")): t for t in touched}.values())
+def touched(run: RunState) -> list[dict[str, Any]]:
+    """The incident's target and every target of the plan, each once (with its project)."""
+    target, plan = run.target, run.plan
+    found = [target.params if target else {"target": run.service}]
+    found += [step.named for step in (plan.steps if plan else [])]
+    return list({(t["target"], t.get("project")): t for t in found}.values())
+
+
+async def validate(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    names = touched(run)
     deadline = time.monotonic() + ctx.settings.validate_timeout
     result = await _check(ctx, names)
     while not result.healthy and time.monotonic() < deadline:
         await asyncio.sleep(ctx.validate_interval)
         result = await _check(ctx, names)
-    update: dict[str, Any] = {"validation": result.model_dump(mode="json")}
+    update: IncidentState = {"validation": result.model_dump(mode="json")}
     if result.healthy:
         update["outcome"] = "resolved"
-    elif state.get("attempts", 0) >= ctx.settings.max_attempts:
+    elif run.attempts >= ctx.settings.max_attempts:
         update["escalation"] = (
-            f"still unhealthy after {state.get('attempts')} attempt(s) (MAX_ATTEMPTS="
+            f"still unhealthy after {run.attempts} attempt(s) (MAX_ATTEMPTS="
             f"{ctx.settings.max_attempts}): " + "; ".join(c["summary"] for c in result.checks)
         )
         update["escalation_reason"] = "did_not_hold"
     return update
-
-
-def route_after_validate(state: IncidentState) -> str:
-    """Healthy: learn. Attempts used up (validate set the escalation): roll back, then escalate.
-    Else re-diagnose."""
-    if (state.get("validation") or {}).get("healthy"):
-        return "learn"
-    return "rollback" if state.get("escalation_reason") else "root_cause"

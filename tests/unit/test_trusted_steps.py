@@ -12,9 +12,10 @@ import pytest
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
 from devops_agent.nodes.approve import approve
-from devops_agent.nodes.execute import execute, route_after_execute
+from devops_agent.nodes.execute import execute
 from devops_agent.nodes.rollback import rollback
 from devops_agent.nodes.root_cause import root_cause
+from devops_agent.routing import after_execute
 from devops_agent.tools.fake import FakeBackend, FakeService
 
 PERSON = {"decision": "approve", "approver": "ana"}
@@ -63,7 +64,7 @@ async def test_a_failed_step_is_not_skipped_into_success_on_resume(ctx: AgentCon
     assert [a["status"] for a in first["actions"]] == ["failed"]
     assert [a["status"] for a in again["actions"]] == ["failed"]
     assert ctx.registry.backend.services["web"].restarts == 0  # type: ignore[attr-defined]
-    assert route_after_execute({**state, **again}) == "validate"  # type: ignore[typeddict-item]
+    assert after_execute({**state, **again}) == "validate"  # type: ignore[typeddict-item]
 
 
 async def test_a_refused_step_stays_refused_on_resume(ctx: AgentContext) -> None:
@@ -105,7 +106,7 @@ async def test_the_kill_switch_is_checked_again_right_before_each_step(ctx: Agen
     state.update(approved)
     held = await execute(state, ctx)  # type: ignore[arg-type]
     assert held["approval_request"]["reason"] == "kill_switch" and held["actions"] == []
-    assert route_after_execute({**state, **held}) == "await_approval"  # type: ignore[typeddict-item]
+    assert after_execute({**state, **held}) == "await_approval"  # type: ignore[typeddict-item]
     assert ctx.registry.backend.services["web"].restarts == 0  # type: ignore[attr-defined]
 
     state.update({**held, "approval": PERSON})
