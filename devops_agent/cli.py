@@ -17,6 +17,7 @@ from rich.prompt import Confirm, Prompt
 from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
+from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.runner import open_agent
 
 console = Console(highlight=False)
@@ -178,4 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(audit_verify(settings))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(run_alert(settings, payload, decision, args.approver))
