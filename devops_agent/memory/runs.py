@@ -116,6 +116,8 @@ class RunRecord(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))
     awaiting_since: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # While waiting: until when (database time) a person may decide; later, it expires.
+    decide_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # While waiting: what the run asks a person (the interrupt's value), for GET /approvals.
     approval_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A decision claimed by the conditional UPDATE but not yet handed to the graph: survives a
@@ -198,6 +200,13 @@ FINISHED = (COMPLETED, FAILED)
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
 
 
+EXPIRED = {
+    "decision": "expired",
+    "approver": "timeout",
+    "comment": "no decision within APPROVAL_TIMEOUT",
+}
+
+
 @dataclass
 class Claimed:
     """The outcome of a decision's claim: won (with the new lease generation), or not; `stale`
@@ -205,6 +214,7 @@ class Claimed:
 
     won: bool
     stale: bool = False
+    late: bool = False  # the decision came after the deadline: the run was expired instead
     current_request: str = ""
     generation: int = 0
 
@@ -367,12 +377,14 @@ class RunRepo(Database):
         error: str | None = None,
         awaiting_since: str | None = None,
         approval_request: dict[str, Any] | None = None,
+        decide_within: float | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
         """Set a run's status (only from `only_from`, only while `owner` holds it, when given).
 
         A run that stops running (waiting, completed, failed) is released: no replica holds it.
+        A waiting run may be decided for `decide_within` seconds, on the database's clock.
         """
         values: dict[str, Any] = {
             "status": status,
@@ -381,6 +393,7 @@ class RunRepo(Database):
             "error": error,
             "awaiting_since": awaiting_since,
             "approval_request": approval_request,
+            "decide_by": self._lease_end(decide_within) if decide_within is not None else None,
         }
         if clear_decision:
             values["pending_decision"] = None
@@ -418,9 +431,10 @@ class RunRepo(Database):
     ) -> Claimed:
         stamp = now_iso()
         with self.engine.begin() as conn:
-            query = select(RunRecord.status, RunRecord.approval_request).where(
-                RunRecord.run_id == run_id
-            )
+            late_sql = RunRecord.decide_by <= self._db_now()
+            query = select(
+                RunRecord.status, RunRecord.approval_request, late_sql.label("late")
+            ).where(RunRecord.run_id == run_id)
             row = conn.execute(query.with_for_update() if self.postgres else query).first()
             if row is None or row.status != AWAITING:
                 return Claimed(False)
@@ -428,6 +442,9 @@ class RunRepo(Database):
             asked = str(decision.get("request_id") or "")
             if asked and current and asked != current:
                 return Claimed(False, stale=True, current_request=current)
+            late = bool(row.late) and decision.get("decision") in ("approve", "reject")
+            if late:  # past the deadline: the run expires now, whoever asked
+                decision = {**EXPIRED, "comment": f"{EXPIRED['comment']}; came late: {decision}"}
             decision = {**decision, "request_id": current or asked}
             claimed = conn.execute(
                 update(RunRecord)
@@ -437,6 +454,7 @@ class RunRepo(Database):
                     updated_at=stamp,
                     awaiting_since=None,
                     approval_request=None,
+                    decide_by=None,
                     pending_decision=decision,
                     owner=owner,
                     lease_until=self._lease_end(lease) if owner else None,
@@ -455,7 +473,7 @@ class RunRepo(Database):
                     at=stamp,
                 )
             )
-        return Claimed(True, generation=int(claimed[0]))
+        return Claimed(True, late=late, generation=int(claimed[0]))
 
     # -- ownership: which replica executes a run ---------------------------------------------
 
@@ -564,15 +582,46 @@ class RunRepo(Database):
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
 
-    async def overdue(self, waiting_since_before: str, limit: int = 500) -> list[str]:
-        """Runs waiting for approval since before the cutoff (ids only: thousands may wait)."""
+    async def overdue(self, after: int = 0, limit: int = 500) -> list[tuple[str, int]]:
+        """Runs past their deadline (database time), `limit` at a time in `seq` order after
+        `after` (ids and seq only: thousands may wait)."""
         query = (
-            select(RunRecord.run_id)
-            .where(RunRecord.status == AWAITING, RunRecord.awaiting_since < waiting_since_before)
-            .order_by(RunRecord.awaiting_since)
+            select(RunRecord.run_id, RunRecord.seq)
+            .where(
+                RunRecord.status == AWAITING,
+                RunRecord.decide_by <= self._db_now(),
+                RunRecord.seq > after,
+            )
+            .order_by(RunRecord.seq)
             .limit(limit)
         )
-        return [str(r) for r in await self.scalars(query)]
+        return await self.call(self._rows, query)
+
+    async def backfill_deadlines(self, timeout: float) -> int:
+        """Give runs that began waiting before deadlines were stored (migration 0005) the one
+        their wait implies: `awaiting_since` + APPROVAL_TIMEOUT."""
+        return await self.call(self._backfill_deadlines, timeout)
+
+    def _backfill_deadlines(self, timeout: float) -> int:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(RunRecord.run_id, RunRecord.awaiting_since).where(
+                    RunRecord.status == AWAITING, RunRecord.decide_by.is_(None)
+                )
+            ).all()
+            for run_id, since in rows:
+                start = datetime.fromisoformat(since) if since else datetime.now(UTC)
+                deadline = (start + timedelta(seconds=timeout)).astimezone(UTC)
+                if not self.postgres:
+                    deadline = deadline.replace(tzinfo=None)
+                conn.execute(
+                    update(RunRecord).where(RunRecord.run_id == run_id).values(decide_by=deadline)
+                )
+        return len(rows)
+
+    def _rows(self, query: Any) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return [(str(a), int(b)) for a, b in conn.execute(query)]
 
     # -- retention --------------------------------------------------------------------------
 

@@ -228,6 +228,14 @@ async def resume_run(run_id: str, body: ResumeBody, svc: Svc) -> JSONResponse:
             },
             status_code=409,
         )
+    if claimed.late:
+        return JSONResponse(
+            {
+                "detail": f"run {run_id} waited past its deadline (APPROVAL_TIMEOUT): it expires now",
+                "reason": "expired",
+            },
+            status_code=409,
+        )
     if not claimed:
         row = await _row(svc, run_id)
         return JSONResponse(

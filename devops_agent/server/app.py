@@ -60,7 +60,7 @@ async def _sweep(manager: RunManager, timeout: float) -> None:
     """Expire runs that waited for approval longer than APPROVAL_TIMEOUT."""
     while True:
         try:
-            expired = await manager.expire_overdue(timeout)
+            expired = await manager.expire_overdue()
             if expired:
                 log.info("%d run(s) expired waiting for approval", expired)
         except asyncio.CancelledError:
@@ -103,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             hub.relay = relay.forward
             relay.start()
         app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
+        await repo.backfill_deadlines(settings.approval_timeout)
         manager.launch()
         recovered = await manager.recover()
         if recovered:

@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -40,6 +39,7 @@ from devops_agent import faults, fencing
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
+    EXPIRED,
     FAILED,
     QUEUED,
     RUNNING,
@@ -210,17 +210,14 @@ class RunManager:
             await self.repo.release()
         return await self._claim_free()
 
-    async def expire_overdue(self, timeout: float) -> int:
-        """Resume every run that has waited longer than `timeout` seconds with `expired`."""
-        expired = 0
-        answer: dict[str, Any] = {
-            "decision": "expired",
-            "approver": "timeout",
-            "comment": f"no decision within APPROVAL_TIMEOUT={timeout:g}s",
-        }
-        # Only the overdue ones, by id, in the database: memory does not grow with waiting runs.
-        for run_id in await self.repo.overdue(_seconds_ago(timeout)):
-            expired += bool(await self.decide(run_id, dict(answer)))
+    async def expire_overdue(self) -> int:
+        """Resume every run past its deadline with `expired`, a page at a time through all of
+        them (the deadline is on the database's clock)."""
+        expired, after = 0, 0
+        while page := await self.repo.overdue(after):
+            for run_id, _ in page:
+                expired += bool(await self.decide(run_id, dict(EXPIRED)))
+            after = page[-1][1]
         return expired
 
     @property
@@ -394,6 +391,7 @@ class RunManager:
                 only_from=[RUNNING],
                 awaiting_since=now_iso(),
                 approval_request=request,
+                decide_within=self.agent.ctx.settings.approval_timeout,
                 clear_decision=True,
                 owner=self.owner,
             )
@@ -557,7 +555,3 @@ def _unavailable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
-
-
-def _seconds_ago(seconds: float) -> str:
-    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="microseconds")
