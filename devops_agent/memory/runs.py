@@ -129,6 +129,9 @@ class RunRecord(Base):
     # The fencing token: raised each time the run passes to another holder. The ledger's begin
     # checks it, so a replica that lost the run cannot record a step of it.
     lease_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # What a finished run's views show (devops_agent.server.views.summary_of), kept when
+    # retention deletes its checkpoints.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When retention deleted the run's checkpoints (the run and its incident record stay).
     pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
@@ -378,6 +381,7 @@ class RunRepo(Database):
         awaiting_since: str | None = None,
         approval_request: dict[str, Any] | None = None,
         decide_within: float | None = None,
+        summary: dict[str, Any] | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
@@ -397,6 +401,8 @@ class RunRepo(Database):
         }
         if clear_decision:
             values["pending_decision"] = None
+        if summary is not None:
+            values["summary"] = summary
         if status not in (QUEUED, RUNNING):
             values.update(owner=None, lease_until=None)
         query = update(RunRecord).where(RunRecord.run_id == run_id).values(**values)

@@ -52,6 +52,7 @@ from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
+from devops_agent.server.views import summary_of
 from devops_agent.state import HAPPENED
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,12 @@ class RunManager:
                 state = await self.agent.state(run_id)
                 outcome = state.get("outcome") or "escalated"
                 await self.repo.mark(
-                    run_id, COMPLETED, outcome=outcome, clear_decision=True, owner=self.owner
+                    run_id,
+                    COMPLETED,
+                    outcome=outcome,
+                    summary=summary_of(state),
+                    clear_decision=True,
+                    owner=self.owner,
                 )
                 self.metrics.runs_finished.labels(outcome=outcome).inc()
                 self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
