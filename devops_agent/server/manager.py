@@ -356,6 +356,8 @@ class RunManager:
         alerts: list[Any] | None = None,
         resume: dict[str, Any] | None = None,
     ) -> None:
+        if resume is not None:
+            faults.hit("before_resume")
         async for node, update in self.agent.stream(run_id, alerts=alerts, resume=resume):
             if node == "__interrupt__":
                 values = [getattr(i, "value", i) for i in update or ()]

@@ -30,25 +30,30 @@ def case_of(data: dict[str, Any], **extra: Any) -> Investigation:
 
 
 @pytest.mark.parametrize(
-    ("name", "category", "action", "operations"),
+    ("name", "category", "confidence", "action", "operations"),
     [
-        ("crash", "crash", "remediate", ["restart_service"]),
-        ("hang", "hang", "remediate", ["restart_service"]),
-        ("paused", "hang", "remediate", ["restart_service"]),
-        ("oom", "memory_exhaustion", "remediate", ["restart_service"]),
-        ("config_error", "config_error", "escalate", []),
-        ("dependency", "dependency_failure", "remediate", ["restart_service"]),
-        ("cpu_saturation", "cpu_saturation", "remediate", ["scale_service"]),
-        ("overload", "overload", "escalate", []),
-        ("disk_full", "disk_full", "escalate", []),
-        ("healthy", "no_fault", "no_action", []),
+        ("crash", "crash", 0.9, "remediate", ["restart_service"]),
+        ("hang", "hang", 0.85, "remediate", ["restart_service"]),
+        ("paused", "hang", 0.95, "remediate", ["restart_service"]),
+        ("oom", "memory_exhaustion", 0.95, "remediate", ["restart_service"]),
+        ("config_error", "config_error", 0.9, "escalate", []),
+        ("dependency", "dependency_failure", 0.85, "remediate", ["restart_service"]),
+        ("cpu_saturation", "cpu_saturation", 0.85, "remediate", ["scale_service"]),
+        ("overload", "overload", 0.8, "escalate", []),
+        ("disk_full", "disk_full", 0.9, "escalate", []),
+        ("healthy", "no_fault", 0.9, "no_action", []),
     ],
 )
-def test_recorded_faults(name: str, category: str, action: str, operations: list[str]) -> None:
+def test_recorded_faults(
+    name: str, category: str, confidence: float, action: str, operations: list[str]
+) -> None:
+    """Each recorded fault gets its category, the confidence its rule gives (the overload rule,
+    say, 0.8 with a log line about the queue, 0.65 without), and its plan."""
     case = case_of(recorded(name))
     diagnosis = diagnose(case)
     assert diagnosis.category == category, diagnosis.root_cause
-    assert 0.5 <= diagnosis.confidence <= 1 and diagnosis.evidence and diagnosis.reasoner == "rules"
+    assert diagnosis.confidence == confidence
+    assert diagnosis.evidence and diagnosis.reasoner == "rules"
     made = plan(case, diagnosis)
     assert made.action == action and [s.operation for s in made.steps] == operations
 
