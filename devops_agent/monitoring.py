@@ -25,7 +25,7 @@ from devops_agent.operations import DEFAULT_PROBE_TIMEOUT
 
 log = logging.getLogger(__name__)
 
-Intake = Callable[[WebhookPayload], Awaitable[Any]]
+AlertSink = Callable[[WebhookPayload], Awaitable[Any]]
 ProbeHook = Callable[[str, bool], None]
 ALERTNAME = "HealthProbeFailed"
 FIRING_ENDS_AT = "0001-01-01T00:00:00Z"
@@ -77,7 +77,7 @@ class Monitor:
         self,
         targets: dict[str, str],
         interval: float,
-        intake: Intake,
+        intake: AlertSink,
         *,
         timeout: float = DEFAULT_PROBE_TIMEOUT,
         on_probe: ProbeHook | None = None,

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from devops_agent.memory.db import Base, Database, make_engine
-from devops_agent.state import Alert
+from devops_agent.state import Alert, utcnow
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
     "queued",
@@ -83,11 +83,6 @@ def db_now(postgres: bool) -> Any:
     if postgres:
         return func.now()
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def now_iso() -> str:
-    """Now in UTC, always with microseconds so that the strings sort as times."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class RunRecord(Base):
@@ -392,7 +387,7 @@ class RunRepo(Database):
         """
         values: dict[str, Any] = {
             "status": status,
-            "updated_at": now_iso(),
+            "updated_at": utcnow(),
             "outcome": outcome,
             "error": error,
             "awaiting_since": awaiting_since,
@@ -435,7 +430,7 @@ class RunRepo(Database):
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
     ) -> Claimed:
-        stamp = now_iso()
+        stamp = utcnow()
         with self.engine.begin() as conn:
             late_sql = RunRecord.decide_by <= self._db_now()
             query = select(
@@ -649,7 +644,7 @@ class RunRepo(Database):
         query = (
             update(RunRecord)
             .where(RunRecord.run_id.in_(list(run_ids)), RunRecord.pruned_at.is_(None))
-            .values(pruned_at=now_iso())
+            .values(pruned_at=utcnow())
         )
         return await self.call(self._update_many, query)
 
@@ -677,7 +672,7 @@ def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupO
     if not fresh:
         earlier_run = next((r for r in seen_runs if r), None)
         return GroupOutcome(service, earlier_run, True, ignored=0 if earlier_run else len(alerts))
-    stamp = now_iso()
+    stamp = utcnow()
     open_run = conn.execute(
         select(RunRecord.run_id).where(
             RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)

@@ -40,7 +40,7 @@ CRASH_LOOP_RESTARTS = 3
 
 
 @dataclass
-class Facts:
+class Observed:
     """The evidence about the target, pre-digested for the rules."""
 
     containers: list[dict[str, Any]]
@@ -82,7 +82,7 @@ class RulesReasoner:
         return made
 
 
-def _facts(case: Investigation) -> Facts:
+def _facts(case: Investigation) -> Observed:
     health = case.find("health_check")
     logs = case.find("get_logs")
     resources = case.find("check_resources")
@@ -97,7 +97,7 @@ def _facts(case: Investigation) -> Facts:
     ]
     # Dependencies declared by label come first in the evidence, then those named in the logs.
     deps_down.sort(key=lambda e: (e.target not in dependencies, e.target))
-    return Facts(
+    return Observed(
         containers=(health.data.get("containers", []) if health and health.ok else []),
         probe=(health.data.get("probe") if health and health.ok else None),
         errors=(logs.data.get("error_lines", []) if logs and logs.ok else []),
@@ -113,7 +113,7 @@ def _facts(case: Investigation) -> Facts:
 
 
 def _diag(
-    category: str, cause: str, confidence: float, facts: Facts, *extra: Evidence
+    category: str, cause: str, confidence: float, facts: Observed, *extra: Evidence
 ) -> Diagnosis:
     summaries = [e.summary for e in (*facts.used, *extra)]
     return Diagnosis(
@@ -286,7 +286,7 @@ def diagnose(case: Investigation) -> Diagnosis:
     )
 
 
-def _dependency(name: str, facts: Facts) -> Diagnosis:
+def _dependency(name: str, facts: Observed) -> Diagnosis:
     deps = facts.deps_down
     names = ", ".join(d.target for d in deps)
     return _diag(

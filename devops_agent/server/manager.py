@@ -13,7 +13,7 @@ Across replicas (several processes on one PostgreSQL), a replica executes a run 
 holds the run's lease in the runs table (`owner`, `lease_until`): it claims the run with a
 conditional UPDATE before driving it, a heartbeat renews its leases every third of
 RUN_LEASE_SECONDS, and a run it cannot renew is cancelled here before another replica may take it.
-An idle replica polls for claimable work every POLL_SECONDS (queued runs, runs with a stored
+An idle replica polls for claimable work every CLAIM_POLL_SECONDS (queued runs, runs with a stored
 decision, runs whose holder's lease ran out) with `FOR UPDATE SKIP LOCKED`, so whichever replica
 received the webhook or the resume, some replica picks the run up; a taken-over run continues
 from its last checkpoint, and the action ledger keeps a step from running twice.
@@ -46,20 +46,19 @@ from devops_agent.memory.runs import (
     Claimed,
     RunRecord,
     RunRepo,
-    now_iso,
 )
 from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
 from devops_agent.server.views import summary_of
-from devops_agent.state import HAPPENED
+from devops_agent.state import HAPPENED, utcnow
 
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
-POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
+CLAIM_POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = (*HAPPENED, "failed")  # a run with a step in these has acted
 SUPERSEDED = {
@@ -397,7 +396,7 @@ class RunManager:
                 run_id,
                 AWAITING,
                 only_from=[RUNNING],
-                awaiting_since=now_iso(),
+                awaiting_since=utcnow(),
                 approval_request=request,
                 decide_within=self.agent.ctx.settings.approval_timeout,
                 clear_decision=True,
@@ -464,7 +463,7 @@ class RunManager:
         """Idle replicas look for work that nobody holds: this is how a webhook or a resume
         received by one replica, or the runs of a replica that died, reach a free one."""
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
             if self.pressure.busy():
                 continue  # alerts are arriving: intake first
             try:

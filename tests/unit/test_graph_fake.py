@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
 from devops_agent.runner import Agent, open_agent
 from devops_agent.state import Alert
-from devops_agent.tools.fake import FakeBackend, FakeService
+from devops_agent.tools.fake import FakeService
+from tests.support.factories import fake_context
 
 AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium"}
 
 
 def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db", validate_timeout=0.2, **settings
-    )
-    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
-    ctx.validate_interval = 0.05
-    return ctx
+    return fake_context(tmp_path, *services, **settings)
 
 
 def _alert(service: str, status: str = "firing") -> Alert:

@@ -18,20 +18,14 @@ from devops_agent.memory.store import Store
 from devops_agent.policy import PolicyDocument, PolicyFacts, TargetFacts, decide, load_policy
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert, Plan, PlanStep
-from devops_agent.tools.fake import FakeBackend, FakeService
+from devops_agent.tools.fake import FakeService
+from tests.support.factories import fake_context
 
 AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium", "validate_timeout": 0.2}
 
 
 def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db",
-        data_dir=tmp_path,
-        **{**AUTONOMOUS, **settings},
-    )
-    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
-    ctx.validate_interval = 0.05
-    return ctx
+    return fake_context(tmp_path, *services, **{**AUTONOMOUS, **settings})
 
 
 async def _run(ctx: AgentContext, run_id: str, service: str) -> dict[str, Any]:
