@@ -121,6 +121,8 @@ class RunRecord(Base):
     # The replica executing the run, and until when (database time) it holds it.
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A run parked in its settle window: nobody holds it, and it is claimable from this time on.
+    wake_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The fencing token: raised each time the run passes to another holder. The ledger's begin
     # checks it, so a replica that lost the run cannot record a step of it.
     lease_generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -487,9 +489,11 @@ class RunRepo(Database):
         return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=seconds)
 
     def _claimable(self) -> Any:
-        """Open, not waiting for a person, and held by nobody (or by a replica whose lease ran out)."""
+        """Open, not waiting for a person, not parked until later, and held by nobody (or by a
+        replica whose lease ran out)."""
         return (
             RunRecord.status.in_((QUEUED, RUNNING)),
+            or_(RunRecord.wake_at.is_(None), RunRecord.wake_at <= self._db_now()),
             or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
         )
 
@@ -507,14 +511,15 @@ class RunRepo(Database):
         )
 
     def _claim_one(self, run_id: str, owner: str, lease: float) -> int | None:
-        status, free = self._claimable()
+        status, due, free = self._claimable()
         query = (
             update(RunRecord)
-            .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
+            .where(RunRecord.run_id == run_id, status, due, or_(free, RunRecord.owner == owner))
             .values(
                 owner=owner,
                 lease_until=self._lease_end(lease),
                 lease_generation=self._generation_after(owner),
+                wake_at=None,
             )
             .returning(RunRecord.lease_generation)
         )
@@ -549,9 +554,27 @@ class RunRepo(Database):
                         owner=owner,
                         lease_until=self._lease_end(lease),
                         lease_generation=self._generation_after(owner),
+                        wake_at=None,
                     )
                 )
         return ids
+
+    async def park(self, run_id: str, owner: str, wake_at: datetime) -> bool:
+        """Release a running run until `wake_at` (its settle window's next check); any replica
+        claims it then."""
+        wake = (
+            wake_at.astimezone(UTC)
+            if self.postgres
+            else wake_at.astimezone(UTC).replace(tzinfo=None)
+        )
+        query = (
+            update(RunRecord)
+            .where(
+                RunRecord.run_id == run_id, RunRecord.owner == owner, RunRecord.status == RUNNING
+            )
+            .values(owner=None, lease_until=None, wake_at=wake, updated_at=utcnow())
+        )
+        return await self.call(self._update_one, query)
 
     async def renew(self, owner: str, run_ids: Iterable[str], lease: float) -> set[str]:
         """Extend the leases `owner` still holds; the ids it still holds."""

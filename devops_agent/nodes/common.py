@@ -21,6 +21,7 @@ def investigation(run: RunState, max_replicas: int, **extra: Any) -> Investigati
         actions=run.actions,
         attempts=run.attempts,
         max_replicas=max_replicas,
+        tried=run.tried,
         **extra,
     )
 

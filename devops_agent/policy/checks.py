@@ -112,6 +112,20 @@ def ineffective(
     return None
 
 
+def did_not_hold(step: PlanStep, tried: Sequence[Mapping[str, object]]) -> Finding | None:
+    """A step this run already took in an attempt whose fix did not hold: not taken again."""
+    for attempt in tried:
+        if attempt.get("held") is False and [step.operation, step.target] in list(
+            attempt.get("operations") or []  # type: ignore[call-overload]
+        ):
+            return Finding(
+                "did_not_hold",
+                f"{step.operation} on {step.target} did not hold in attempt "
+                f"{attempt.get('attempt')} ({attempt.get('why')}): not repeated",
+            )
+    return None
+
+
 def _step_params_findings(
     step: PlanStep, settings: Settings, replicas_before: Mapping[str, int]
 ) -> list[Finding]:

@@ -20,6 +20,8 @@ class Investigation:
     max_replicas: int = 10
     # (category, operation) -> (successes, failures) for this service, from `learn`.
     history: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # This run's attempts watched through the settle window (state `tried`).
+    tried: list[dict[str, Any]] = field(default_factory=list)
     # Reasoners append one record per call (which reasoner, step, latency, tokens, fallback, error);
     # the nodes put them on the run as `reasoning`.
     calls: list[dict[str, Any]] = field(default_factory=list)

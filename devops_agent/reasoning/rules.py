@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from devops_agent.policy.checks import ineffective, scale_findings
+from devops_agent.policy.checks import did_not_hold, ineffective, scale_findings
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.records import CallRecord
 from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan, PlanStep
@@ -396,7 +396,9 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
             reason=code,
         )
     for step in steps:
-        useless = ineffective(case.history, category, step.operation)
+        useless = ineffective(case.history, category, step.operation) or did_not_hold(
+            step, case.tried
+        )
         if useless:
             return Plan(
                 action="escalate",

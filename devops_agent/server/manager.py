@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -47,7 +48,7 @@ from devops_agent.memory.runs import (
     RunRecord,
     RunRepo,
 )
-from devops_agent.runner import Agent
+from devops_agent.runner import Agent, is_settle
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
@@ -296,7 +297,7 @@ class RunManager:
             if step is None:
                 return
             await step()
-            await self._settle(run_id)
+            await self._record_stop(run_id)
         except asyncio.CancelledError:
             raise
         except fencing.LeaseLost as exc:
@@ -332,7 +333,9 @@ class RunManager:
         if row.status != RUNNING:
             return None  # finished, or waiting again (a decision task that lost a race)
         decision = row.pending_decision
-        pending = await self.agent.pending_approval(run_id) if decision else None
+        pending = await self.agent.pending_interrupt(run_id)
+        if pending is not None and is_settle(pending):
+            return lambda: self._stream(run_id, resume={"woke": True})  # the window's next check
         if decision and pending is not None:
             asked, current = decision.get("request_id"), pending.get("request_id")
             if asked and current and asked != current:
@@ -340,7 +343,7 @@ class RunManager:
                 log.warning(
                     "run %s: a decision for request %s does not answer %s", run_id, asked, current
                 )
-                return _nothing  # _settle records it waiting for this request
+                return _nothing  # _record_stop records it waiting for this request
             if decision.get("decision") == SUPERSEDED["decision"]:
                 return lambda: self._supersede(run_id)
             return lambda: self._stream(run_id, resume=decision)
@@ -373,10 +376,18 @@ class RunManager:
         self.hub.publish(run_id, "update", {"node": "supersede", "update": values})
         await self._stream(run_id)
 
-    async def _settle(self, run_id: str) -> None:
+    async def _record_stop(self, run_id: str) -> None:
         """After the graph stopped: record it as waiting (and notify) or as completed."""
         while True:
-            request = await self.agent.pending_approval(run_id)
+            request = await self.agent.pending_interrupt(run_id)
+            if request is not None and is_settle(request):
+                # Parked until the window's next check: no worker waits; any replica wakes it.
+                wake = datetime.fromisoformat(str(request["wake_at"]))
+                await self.repo.park(run_id, self.owner, wake)
+                self.hub.publish(
+                    run_id, "status", {"status": RUNNING, "settling_until": request["wake_at"]}
+                )
+                return
             if request is None:
                 state = await self.agent.state(run_id)
                 outcome = state.get("outcome") or "escalated"

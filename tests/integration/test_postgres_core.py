@@ -15,7 +15,9 @@ from tests.support.factories import context
 
 
 def _ctx(url: str, web: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(database_url=url, audit_key="k" * 32, validate_timeout=0.2, **settings)
+    s = load_settings(
+        database_url=url, audit_key="k" * 32, validate_timeout=0.2, validate_settle=0, **settings
+    )
     return context(s, FakeBackend([web]))
 
 
