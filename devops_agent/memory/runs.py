@@ -176,6 +176,22 @@ class ApprovalRecord(Base):
     at: Mapped[str] = mapped_column(String(40))
 
 
+def current(rows: Iterable[AlertRecord]) -> list[AlertRecord]:
+    """One alert per (fingerprint, startsAt), resolved when a resolution of it came."""
+    latest: dict[tuple[str, str], AlertRecord] = {}
+    for row in rows:
+        key = (row.fingerprint, row.starts_at)
+        if key not in latest or row.status == "resolved":
+            latest[key] = row
+    return list(latest.values())
+
+
+def all_resolved(rows: Iterable[AlertRecord]) -> bool:
+    """Whether there are alerts and every one of them was resolved."""
+    found = current(rows)
+    return bool(found) and all(row.status == "resolved" for row in found)
+
+
 def fingerprint_of(alert: Alert) -> str:
     """Alertmanager's fingerprint, or a stable hash of the labels when a sender left it out."""
     if alert.fingerprint:
@@ -335,17 +351,11 @@ class RunRepo(Database):
 
     async def current_alerts(self, run_id: str) -> list[Alert]:
         """The run's alerts, one per (fingerprint, startsAt), resolved when a resolution came."""
-        latest: dict[tuple[str, str], AlertRecord] = {}
-        for row in (await self.alerts_of([run_id]))[run_id]:
-            key = (row.fingerprint, row.starts_at)
-            if key not in latest or row.status == "resolved":
-                latest[key] = row
-        return [row.to_alert() for row in latest.values()]
+        return [row.to_alert() for row in current((await self.alerts_of([run_id]))[run_id])]
 
     async def all_resolved(self, run_id: str) -> bool:
         """Whether every firing alert of the run has been resolved since."""
-        current = await self.current_alerts(run_id)
-        return bool(current) and all(a.status == "resolved" for a in current)
+        return all_resolved((await self.alerts_of([run_id]))[run_id])
 
     async def counts(self) -> dict[str, int]:
         return await self.call(self._counts)

@@ -17,8 +17,9 @@ from devops_agent.config import Settings
 from devops_agent.fencing import Lease
 from devops_agent.memory import ledger
 from devops_agent.memory.db import Control, Database, Incident, LedgerEntry, Pattern, make_engine
+from devops_agent.memory.runs import AlertRecord, current
 from devops_agent.policy import PolicyFacts, StepVerdict
-from devops_agent.state import HAPPENED, utcnow
+from devops_agent.state import HAPPENED, Alert, utcnow
 
 
 class Store(Database):
@@ -188,6 +189,13 @@ class Store(Database):
                 ).where(Pattern.service == service)
             )
             return {(c, o): (ok, failed) for c, o, ok, failed in rows}
+
+    async def run_alerts(self, run_id: str) -> list[Alert]:
+        """The run's alerts as intake has them now (alerts that joined it since it started, and
+        resolutions), one per (fingerprint, startsAt). Empty for a run intake never saw."""
+        await self.setup()
+        query = select(AlertRecord).where(AlertRecord.run_id == run_id).order_by(AlertRecord.id)
+        return [row.to_alert() for row in current(await self.scalars(query))]
 
     async def incidents(self, service: str | None = None) -> list[Incident]:
         await self.setup()

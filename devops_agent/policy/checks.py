@@ -46,9 +46,10 @@ class Verdict:
 class StepVerdict:
     """The answer for one step at the moment it would run."""
 
-    kind: Literal["run", "ask", "refuse", "join"]
+    kind: Literal["run", "ask", "refuse", "join", "stop"]
     findings: list[Finding] = field(default_factory=list)
     handled_by: str | None = None  # join: the run that is acting on the target
+    note: str = ""  # stop: why the run has nothing left to do
 
     @property
     def why(self) -> str:
@@ -263,6 +264,17 @@ def asks(
             )
         if any(w.covers(step.target, facts.now) for w in document.maintenance_windows):
             found.append(Finding("maintenance_window", f"{step.target} is in a maintenance window"))
+        fixed = facts.of(step.target).remediated_at
+        cooldown = settings.remediation_cooldown
+        if fixed is not None and (facts.now - fixed).total_seconds() < cooldown:
+            ago = (facts.now - fixed).total_seconds()
+            found.append(
+                Finding(
+                    "recently_remediated",
+                    f"{step.target} was fixed {ago:.0f}s ago (REMEDIATION_COOLDOWN={cooldown:g}s):"
+                    " a person decides whether to act on it again",
+                )
+            )
     return list(dict.fromkeys(found))
 
 
@@ -306,13 +318,16 @@ def judge_step(
 ) -> StepVerdict:
     """One step, right before it runs, against facts read in the ledger's transaction.
 
-    Another open run already acting on the same target: this one joins it instead of acting
-    twice. A refusal refuses. A step the policy approved by itself is asked of a person when a
+    Every alert of the run resolved before it acted: it stops (superseded). Another open run
+    already acting on the same target: this one joins it instead of acting twice. A refusal refuses. A step the policy approved by itself is asked of a person when a
     reason to ask appeared since (the kill switch, a maintenance window); a step a person
     approved runs.
     """
     target = facts.of(step.target)
     mutating = OPERATIONS.get(step.operation, OPERATIONS["health_check"]).mutating
+    if mutating and not undo and facts.run_resolved and not facts.run_target_keys:
+        note = "every alert of the run was resolved before the agent acted"
+        return StepVerdict("stop", note=note)
     if mutating and not undo and target.handled_by:
         return StepVerdict(
             "join",

@@ -11,7 +11,7 @@ import pytest
 
 from tests.server.conftest import Server, alert_payload
 from tests.server.test_trusted_actions import AUTONOMOUS, first_run, mutations
-from tests.support.containers import Lab, wait_probe
+from tests.support.containers import Lab, wait_for, wait_probe, wait_status
 
 pytestmark = pytest.mark.docker
 # Crashes three seconds after every start: a restart brings it back, for a moment.
@@ -61,3 +61,46 @@ def test_a_run_in_its_window_holds_no_worker(make_server: Callable[..., Server],
     )
     assert [a["status"] for a in other["actions"]] == ["succeeded"]
     assert srv.run(settling_id)["status"] == "running"  # still in its window, parked
+
+
+def test_a_resolved_notification_stops_an_autonomous_run_before_it_acts(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient, tmp_path
+) -> None:
+    """The run is held right before its first step (a fault-injection pause) while the
+    resolution comes in: it ends superseded, and the engine saw no action."""
+    app = lab.crashed()
+    srv = make_server(
+        **AUTONOMOUS,
+        DEVOPS_AGENT_FAULTS="before_begin_step=pause",
+        DEVOPS_AGENT_FAULT_DIR=str(tmp_path),
+    )
+    since = time.time()
+    payload = alert_payload(app.name)
+    run_id = first_run(srv, payload)
+    wait_for(lambda: (tmp_path / "before_begin_step.reached").exists(), timeout=120)
+    resolved = alert_payload(
+        app.name,
+        "resolved",
+        fingerprint=payload["alerts"][0]["fingerprint"],
+        starts_at=payload["alerts"][0]["startsAt"],
+    )
+    assert srv.webhook(resolved).status_code == 202
+    (tmp_path / "before_begin_step.go").touch()
+    run = srv.wait_status(run_id, "completed")
+    assert run["outcome"] == "superseded" and run["actions"] == [], run
+    assert mutations(docker_client, app.container_id, since) == []
+
+
+def test_a_service_fixed_moments_ago_is_not_acted_on_again_by_itself(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    app = lab.crashed()
+    srv = make_server(**AUTONOMOUS, REMEDIATION_COOLDOWN="600")
+    first = srv.wait_status(first_run(srv, alert_payload(app.name)), "completed")
+    assert first["outcome"] == "resolved", first
+    lab.exec(app, "touch", "/run/crash")
+    wait_status(docker_client, app.name, "exited")
+    since = time.time()
+    second = srv.wait_status(first_run(srv, alert_payload(app.name)), "awaiting_approval")
+    assert second["approval_request"]["reason"] == "recently_remediated", second
+    assert mutations(docker_client, app.container_id, since) == []
