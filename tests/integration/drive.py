@@ -20,12 +20,12 @@ from typing import Any
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
 from devops_agent.operations import OPERATIONS
-from devops_agent.runner import is_settle, open_agent
+from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 
 
 async def main(db_url: str, run_id: str, mode: str, arg: str = "") -> None:
-    settings = load_settings(database_url=db_url, validate_timeout=15, validate_settle=1)
+    settings = load_settings(database_url=db_url, validate_timeout=15, validate_settle=0)
     ctx = AgentContext.from_settings(settings)
     if mode == "resume-and-die":
         real_run = ctx.registry.run
@@ -47,10 +47,6 @@ async def main(db_url: str, run_id: str, mode: str, arg: str = "") -> None:
             stream = agent.stream(run_id)
         async for node, _ in stream:
             print(node, flush=True)
-        while (pending := await agent.pending_interrupt(run_id)) and is_settle(pending):
-            await asyncio.sleep(0.5)  # the window's next check, as the run manager would
-            async for node, _ in agent.stream(run_id, resume={"woke": True}):
-                print(node, flush=True)
         waiting = await agent.pending_approval(run_id)
         print("waiting" if waiting else (await agent.state(run_id)).get("outcome"), flush=True)
 
