@@ -197,6 +197,7 @@ class IncidentState(TypedDict, total=False):
     evidence: list[dict[str, Any]]
     diagnosed_at: str | None  # when root_cause began gathering the evidence
     diagnosis: dict[str, Any] | None
+    first_category: str | None  # the first diagnosis' category: what learn files the run under
     plan: dict[str, Any] | None
     approval: dict[str, Any] | None
     approval_request: dict[str, Any] | None  # set by approve when a person must decide

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Protocol
 
 from devops_agent.config import Settings
 from devops_agent.operations import OPERATIONS, RISK_ORDER
@@ -22,7 +23,6 @@ from devops_agent.policy.reasons import Finding, messages
 from devops_agent.state import Plan, PlanStep
 
 ALWAYS_APPROVE = frozenset({"execute_command"})  # a person decides these, whatever the settings
-GIVE_UP_FAILURES = 2  # a remedy that failed this often for a fault, and never worked, is not tried
 
 
 @dataclass
@@ -100,15 +100,28 @@ def scale_findings(
     return found
 
 
+class Tracked(Protocol):
+    """How an operation did against a fault on a service recently (memory.learning.Track)."""
+
+    held: int
+    failed: int
+    last_held: bool | None
+    last_held_at: datetime | None
+
+    def cite(self, operation: str) -> str: ...
+
+
 def ineffective(
-    history: Mapping[tuple[str, str], tuple[int, int]], category: str, operation: str
+    history: Mapping[tuple[str, str], Tracked], category: str, operation: str
 ) -> Finding | None:
-    """An operation that failed GIVE_UP_FAILURES times for this fault and never worked."""
-    ok, failed = history.get((category, operation), (0, 0))
-    if failed >= GIVE_UP_FAILURES and ok == 0:
+    """An operation whose latest try against this fault on this service did not hold: it is
+    not planned again by itself."""
+    track = history.get((category, operation))
+    if track is not None and track.last_held is False:
         return Finding(
             "ineffective_chain",
-            f"{operation} did not fix {category} the last {failed} times: not repeated",
+            f"{operation} did not hold the last time it was tried for {category} "
+            f"({track.cite(operation)}): not repeated by itself",
         )
     return None
 

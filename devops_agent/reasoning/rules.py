@@ -8,6 +8,7 @@ it. Each rule names its category, a one-sentence root cause, a confidence and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
@@ -132,6 +133,21 @@ def _restarted_before(case: Investigation, target: str) -> bool:
     )
 
 
+def _fixed_moments_ago(case: Investigation) -> str | None:
+    """A crash within CRASH_LOOP_WINDOW after a fix of a crash held: it keeps coming back."""
+    now = datetime.now(UTC)
+    for (category, operation), track in case.history.items():
+        when = track.last_held_at
+        if category in ("crash", "crash_loop") and when is not None:
+            ago = (now - when).total_seconds()
+            if ago < case.crash_loop_window:
+                return (
+                    f"{ago:.0f}s after {operation} fixed the last crash "
+                    f"(CRASH_LOOP_WINDOW={case.crash_loop_window:g}s)"
+                )
+    return None
+
+
 def diagnose(case: Investigation) -> Diagnosis:
     """Name the category, the root cause, a confidence and the evidence it rests on."""
     if case.target is None:
@@ -196,15 +212,24 @@ def diagnose(case: Investigation) -> Diagnosis:
             )
         if facts.deps_down:
             return _dependency(name, facts)
+        again = _fixed_moments_ago(case)
         if (
             restarting
             or c.get("restart_count", 0) >= CRASH_LOOP_RESTARTS
             or _restarted_before(case, name)
+            or again
         ):
+            after = (
+                ", and again after the agent restarted it"
+                if _restarted_before(case, name)
+                else f", {again}"
+                if again
+                else ""
+            )
             return _diag(
                 "crash_loop",
                 f"{c['name']} keeps exiting (exit {exit_code}, {c.get('restart_count', 0)} restarts"
-                f"{', and again after the agent restarted it' if _restarted_before(case, name) else ''}).",
+                f"{after}).",
                 0.85,
                 facts,
             )
@@ -406,4 +431,10 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
                 confidence=conf,
                 reason=useless.code,
             )
-    return Plan(action="remediate", steps=steps, why=diagnosis.root_cause, confidence=conf)
+    learned = [
+        case.history[(category, op)].cite(op)
+        for op in dict.fromkeys(s.operation for s in steps)
+        if (category, op) in case.history
+    ]
+    why = diagnosis.root_cause + (f" Learned: {'; '.join(learned)}." if learned else "")
+    return Plan(action="remediate", steps=steps, why=why, confidence=conf)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devops_agent.memory.learning import Track
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.rules import diagnose, plan
 from devops_agent.state import ActionRecord, Alert, Evidence, Target
@@ -135,9 +136,13 @@ def test_unknown_target() -> None:
     assert diagnosis.category == "unknown" and plan(case, diagnosis).action == "escalate"
 
 
-def test_history_of_failures_escalates_instead_of_repeating() -> None:
-    case = case_of(recorded("crash"), history={("crash", "restart_service"): (0, 2)})
+def test_a_fix_whose_latest_try_did_not_hold_is_not_planned_again_by_itself() -> None:
+    """(The graph learns this by itself: tests/server/test_learning.py; here, the rule.)"""
+    failed = Track(held=3, failed=1, last_held=False)
+    case = case_of(recorded("crash"), history={("crash", "restart_service"): failed})
     made = plan(case, diagnose(case))
-    assert made.action == "escalate" and "the last 2 times" in made.why
-    case = case_of(recorded("crash"), history={("crash", "restart_service"): (3, 2)})
-    assert plan(case, diagnose(case)).action == "remediate"
+    assert made.action == "escalate" and made.reason == "ineffective_chain", made.why
+    held = Track(held=3, failed=1, last_held=True)
+    case = case_of(recorded("crash"), history={("crash", "restart_service"): held})
+    made = plan(case, diagnose(case))
+    assert made.action == "remediate" and "restart_service held 3 of 4 times in 7 days" in made.why
