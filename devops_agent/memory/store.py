@@ -191,6 +191,25 @@ class Store(Database):
 
         return await self.call(read)
 
+    async def handler_of(self, key: str, run_id: str, since: str) -> str | None:
+        """Another run that began a mutating step on this target since `since` (one incident:
+        a caller's run meets its dependency's own run, which already acted)."""
+        await self.setup()
+        query = (
+            select(LedgerEntry.run_id)
+            .where(
+                LedgerEntry.target_key == key,
+                LedgerEntry.run_id != run_id,
+                LedgerEntry.status.in_(ledger.ACTING),
+                LedgerEntry.operation.in_(ledger.MUTATING),
+                LedgerEntry.started_at >= since,
+            )
+            .order_by(LedgerEntry.id.desc())
+            .limit(1)
+        )
+        found = await self.scalars(query)
+        return str(found[0]) if found else None
+
     async def run_alerts(self, run_id: str) -> list[Alert]:
         """The run's alerts as intake has them now (alerts that joined it since it started, and
         resolutions), one per (fingerprint, startsAt). Empty for a run intake never saw."""

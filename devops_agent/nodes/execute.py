@@ -27,9 +27,17 @@ from devops_agent.memory.db import LedgerEntry
 from devops_agent.memory.ledger import StepEntry
 from devops_agent.nodes.common import target_keys
 from devops_agent.nodes.requests import approval_request
+from devops_agent.nodes.validate import settled_health
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import Finding, StepVerdict, judge_step
-from devops_agent.state import ActionRecord, Approval, IncidentState, PlanStep, RunState, utcnow
+from devops_agent.state import (
+    ActionRecord,
+    Approval,
+    IncidentState,
+    PlanStep,
+    RunState,
+    utcnow,
+)
 
 POLICY_ACTORS = ("policy", "")  # an approval by these is not a person's
 
@@ -255,10 +263,14 @@ async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
             update = {"outcome": "superseded", "notes": [verdict.note]}
             break
         if verdict is not None and verdict.kind == "join":
+            # One incident: the run acting on the target handles it; this one records how its
+            # own target fares once that run acted, and ends.
+            seen = await settled_health(ctx, run)
             update = {
                 "outcome": "superseded",
                 "escalation_reason": "joined",
                 "handled_by": verdict.handled_by,
+                "validation": seen.model_dump(mode="json"),
                 "notes": [f"joined: {verdict.why}"],
             }
             break

@@ -49,6 +49,19 @@ def touched(run: RunState) -> list[dict[str, Any]]:
     return list({(t["target"], t.get("project")): t for t in found}.values())
 
 
+async def settled_health(ctx: AgentContext, run: RunState) -> Validation:
+    """The run's own target, probed until healthy or VALIDATE_TIMEOUT (what a joined run
+    records of its service, once the run that handles the fault acted)."""
+    target = run.target
+    names = [target.params if target else {"target": run.service}]
+    deadline = time.monotonic() + ctx.settings.validate_timeout
+    seen = await check(ctx, names)
+    while not seen.healthy and time.monotonic() < deadline:
+        await asyncio.sleep(ctx.validate_interval)
+        seen = await check(ctx, names)
+    return seen
+
+
 async def validate(state: IncidentState, ctx: AgentContext) -> IncidentState:
     run = RunState(state)
     names = touched(run)
