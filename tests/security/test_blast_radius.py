@@ -16,6 +16,7 @@ from tests.support.containers import LABEL_HEALTH_URL, Lab, compose_labels, free
 
 AUTONOMOUS = {"SAFETY_MODE": "false", "AUTO_APPROVE_MAX_RISK": "medium"}
 # Runs one second, panics and exits: a restart "succeeds" but never makes it healthy.
+ALWAYS_HUNG = ["/bin/sh", "-c", "touch /run/hang; exec /app/run"]
 CRASHER = ["/bin/sh", "-c", "sleep 1; echo 'panic: runtime error: boom' >&2; exit 2"]
 
 
@@ -35,7 +36,14 @@ def _policy_refusal(srv: Server, run: dict) -> str:
 def test_actions_per_service_limit_on_a_real_container(
     make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
 ) -> None:
-    srv = make_server(**AUTONOMOUS, MAX_ACTIONS_PER_SERVICE_PER_HOUR="1")
+    # The same service crashes twice in a row: no cooldown, no crash-loop window, so the only
+    # thing that stops the second restart is the limit under test.
+    srv = make_server(
+        **AUTONOMOUS,
+        MAX_ACTIONS_PER_SERVICE_PER_HOUR="1",
+        REMEDIATION_COOLDOWN="0",
+        CRASH_LOOP_WINDOW="0",
+    )
     crashed = lab.crashed()
     first = _run(srv, crashed.name)
     assert first["outcome"] == "resolved" and [a["status"] for a in first["actions"]] == [
@@ -56,11 +64,13 @@ def test_circuit_breaker_on_a_real_container(
     make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
 ) -> None:
     srv = make_server(**AUTONOMOUS, BREAKER_FAILURES="1", MAX_ATTEMPTS="1", VALIDATE_TIMEOUT="4")
-    bad = lab.start(lab._name("crasher"), wait_healthy=False, command=CRASHER)
-    wait_status(docker_client, bad.name, "exited", timeout=20)
+    # Hung at every start: the restart does not heal it, which opens the breaker. The second
+    # incident is of another kind (a crash), so nothing learned about hangs stops it first.
+    bad = lab.start(lab._name("hung"), wait_healthy=False, command=ALWAYS_HUNG)
     first = _run(srv, bad.name)
     assert first["outcome"] == "escalated", first
     assert [a["status"] for a in first["actions"]] == ["succeeded"]  # acted, still unhealthy
+    lab.exec(bad, "touch", "/run/crash")
     wait_status(docker_client, bad.name, "exited", timeout=20)
     since = time.time()
     second = _run(srv, bad.name)

@@ -95,7 +95,7 @@ def test_a_service_fixed_moments_ago_is_not_acted_on_again_by_itself(
     make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
 ) -> None:
     app = lab.crashed()
-    srv = make_server(**AUTONOMOUS, REMEDIATION_COOLDOWN="600")
+    srv = make_server(**AUTONOMOUS, REMEDIATION_COOLDOWN="600", CRASH_LOOP_WINDOW="0")
     first = srv.wait_status(first_run(srv, alert_payload(app.name)), "completed")
     assert first["outcome"] == "resolved", first
     lab.exec(app, "touch", "/run/crash")
