@@ -17,7 +17,6 @@ from tests.support.containers import LABEL_HEALTH_URL, Lab, compose_labels, free
 AUTONOMOUS = {"SAFETY_MODE": "false", "AUTO_APPROVE_MAX_RISK": "medium"}
 # Runs one second, panics and exits: a restart "succeeds" but never makes it healthy.
 ALWAYS_HUNG = ["/bin/sh", "-c", "touch /run/hang; exec /app/run"]
-CRASHER = ["/bin/sh", "-c", "sleep 1; echo 'panic: runtime error: boom' >&2; exit 2"]
 
 
 def _run(srv: Server, service: str) -> dict:
