@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from devops_agent.errors import short_error
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
@@ -299,7 +300,7 @@ class RunManager:
                 await self._let_go(run_id)
                 return
             log.exception("run %s failed", run_id)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
+            message = short_error(exc)
             await self.repo.mark(
                 run_id, FAILED, error=message, clear_decision=True, owner=self.owner
             )
