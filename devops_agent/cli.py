@@ -189,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         "--target", action="append", default=[], help="scrape name=host:port[/path] (repeatable)"
     )
     stack.add_argument("--with-agent", action="store_true", help="also start devops-agent serve")
+    demo = sub.add_parser("demo", help="break a demo container and watch the agent fix it")
+    demo.add_argument("--fault", choices=["crash", "hang", "dependency", "oom"], default="crash")
+    demo.add_argument("--approve", action="store_true", help="approve the plan without asking")
+    demo.add_argument(
+        "--cleanup", action="store_true", help="remove what the demo made, and stop its service"
+    )
+    demo.add_argument("--url", help="the running service (default DEVOPS_AGENT_URL, else :8001)")
+    demo.add_argument("--token", help="its API token (default DEVOPS_AGENT_TOKEN, DATA_DIR/...)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(serving=args.command == "serve")
@@ -219,6 +227,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             targets=args.target,
             with_agent=args.with_agent,
         )
+    if args.command == "demo":
+        from devops_agent.demo.command import Options, cleanup, demo
+
+        if args.cleanup:
+            return cleanup(settings)
+        options = Options(fault=args.fault, approve=args.approve, url=args.url, token=args.token)
+        return demo(settings, options)
     problem = _command_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
