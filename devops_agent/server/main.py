@@ -14,6 +14,7 @@ from devops_agent.server.preflight import startup_problem
 
 log = logging.getLogger("devops_agent")
 STARTUP_ERROR = 2  # the exit code of a settings or start-up error (CONTRACT.md)
+SQLALCHEMY_TRAILERS = ("[SQL:", "[parameters:", "(Background on this error")
 
 
 class _NoTraceback(logging.Filter):
@@ -25,8 +26,12 @@ class _NoTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if text.startswith("Traceback"):
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            last = lines[-1].split("[SQL:", 1)[0] if lines else ""
+            lines = [
+                line.strip()
+                for line in text.splitlines()
+                if line.strip() and not line.lstrip().startswith(SQLALCHEMY_TRAILERS)
+            ]
+            last = lines[-1] if lines else ""
             record.msg, record.args = f"lifespan failed: {last[:300]}", None
         return True
 

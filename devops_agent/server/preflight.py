@@ -7,8 +7,10 @@ audit key, reach the database, prepare DATA_DIR), only earlier and with a messag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
 from pathlib import Path
 
 from devops_agent.config import Settings, SettingsError
@@ -34,6 +36,18 @@ def _writable_dir(path: Path, what: str) -> str | None:
         return f"cannot start: {what} {path} cannot be created: {exc.strerror or exc}"
     if not os.access(path, os.W_OK | os.X_OK):
         return f"cannot start: {what} {path} is not writable"
+    return None
+
+
+def _sqlite_problem(path: Path) -> str | None:
+    """Whether an existing SQLite file can be read as a database (read-only, changes nothing)."""
+    if not path.is_file():
+        return f"cannot start: the DATABASE_URL file {path} is not a file"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return f"cannot start: the DATABASE_URL file {path} is not a usable SQLite database: {exc}"
     return None
 
 
@@ -65,6 +79,10 @@ def startup_problem(settings: Settings) -> str | None:
         problem = _writable_dir(sqlite_file.parent, "the directory of the DATABASE_URL file")
         if problem:
             return problem
+        if sqlite_file.exists():
+            problem = _sqlite_problem(sqlite_file)
+            if problem:
+                return problem
     problem = database_problem(url)
     if problem:
         return f"cannot start: {problem}"

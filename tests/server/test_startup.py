@@ -4,6 +4,7 @@ traceback), and what it no longer says at INFO. Real processes, real PostgreSQL.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -91,6 +92,30 @@ def test_a_start_up_error_is_one_line_and_exit_code_2(
     assert line.startswith("error: ")
     assert all(word in line for word in words), line
     assert "secret" not in line  # a webhook URL's path is its secret: never repeated
+
+
+def test_a_database_file_that_is_not_one_is_one_line(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    server.data_dir.mkdir(parents=True)
+    (server.data_dir / "agent.db").write_bytes(b"not a database, " * 512)
+    line = refused(server.run_to_exit())
+    assert "agent.db" in line and "not a usable SQLite database" in line
+
+
+def test_a_traceback_from_a_failed_lifespan_becomes_its_last_line() -> None:
+    """The fallback for what fails after the checks (uvicorn logs the whole traceback)."""
+    from devops_agent.server.main import _NoTraceback
+
+    text = (
+        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+        "sqlalchemy.exc.DatabaseError: (sqlite3.DatabaseError) file is not a database\n"
+        "[SQL: PRAGMA journal_mode=WAL]\n(Background on this error at: https://sqlalche.me/e/21/x)"
+    )
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, text, None, None)
+    assert _NoTraceback().filter(record)
+    assert record.getMessage() == (
+        "lifespan failed: sqlalchemy.exc.DatabaseError: (sqlite3.DatabaseError) file is not a database"
+    )
 
 
 def test_an_unreadable_audit_key_is_one_line(tmp_path: Path) -> None:
