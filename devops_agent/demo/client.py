@@ -65,7 +65,7 @@ def alert_payload(service: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Event:
     """One Server-Sent Event of a run: `update` (a node finished), `interrupt`, `status`,
-    `state` (the whole run) or `end`."""
+    `state` (the whole run) or `end`; `keepalive` for the stream's keepalive comments."""
 
     name: str
     data: dict[str, Any]
@@ -165,8 +165,8 @@ class AgentClient:
                     if data:
                         yield Event(name, json.loads("\n".join(data)))
                     name, data = "message", []
-                elif line.startswith(":"):  # keepalive comment
-                    continue
+                elif line.startswith(":"):  # a keepalive: lets the caller look at its clock
+                    yield Event("keepalive", {})
                 elif line.startswith("event:"):
                     name = line[6:].strip()
                 elif line.startswith("data:"):

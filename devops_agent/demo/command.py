@@ -98,17 +98,16 @@ def _follow(
     for event in agent.events(run_id):
         if event.name == "state" and first:
             first = False
-            run = event.data
-            if decision is not None:
+            if decision is not None:  # the stream is open: nothing that follows is missed
                 agent.decide(run_id, **decision)
-            else:
-                if run.get("diagnosis"):
-                    show_node("root_cause", {"diagnosis": run["diagnosis"]})
-                if run.get("plan"):
-                    show_node("plan", {"plan": run["plan"]})
-                if run.get("status") == WAITING:
-                    return WAITING, request
-        elif event.name == "update":
+                continue
+            for node, key in (("root_cause", "diagnosis"), ("plan", "plan")):
+                if event.data.get(key):  # done before the stream opened
+                    show_node(node, {key: event.data[key]})
+        if event.name == "state" and event.data.get("status") in (WAITING, FAILED):
+            # The row says so (a later `state` comes when the `status` event was lost).
+            return str(event.data["status"]), request
+        if event.name == "update":
             show_node(str(event.data.get("node")), event.data.get("update") or {})
         elif event.name == "interrupt":
             requests = event.data.get("requests") or [{}]
@@ -118,8 +117,10 @@ def _follow(
         elif event.name == "end":
             return str(event.data.get("status")), event.data
         if time.monotonic() > deadline:
-            break
-    raise DemoError(f"the run did not end within {FOLLOW_TIMEOUT:.0f}s: see GET /runs/{run_id}")
+            raise DemoError(
+                f"run {run_id} went on for {FOLLOW_TIMEOUT:.0f}s: follow it with GET /runs/{run_id}"
+            )
+    raise DemoError(f"the event stream closed before run {run_id} ended: see GET /runs/{run_id}")
 
 
 def _ask() -> bool:
