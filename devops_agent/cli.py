@@ -19,6 +19,7 @@ from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
 from devops_agent.memory.preflight import database_problem
+from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.runner import open_agent
 
 console = Console(highlight=False)
@@ -242,4 +243,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(audit_verify(settings, args.expect_head))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(run_alert(settings, payload, decision, args.approver))

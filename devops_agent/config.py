@@ -11,9 +11,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
-
-Risk = Literal["low", "medium", "high"]
-RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+from devops_agent.dburl import DatabaseUrl
+from devops_agent.operations import Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
 EXAMPLES: dict[str, str] = {
@@ -214,7 +213,7 @@ class Settings(BaseSettings):
 
     @property
     def on_postgres(self) -> bool:
-        return self.resolved_database_url.startswith(("postgresql", "postgres://"))
+        return DatabaseUrl(self.resolved_database_url).kind == "postgresql"
 
     @property
     def resolved_database_url(self) -> str:

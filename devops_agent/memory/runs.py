@@ -77,6 +77,14 @@ def _read_cursor(cursor: str) -> tuple[str, int]:
         raise ValueError("not a cursor of this list") from exc
 
 
+def db_now(postgres: bool) -> Any:
+    """Now on the database's clock (PostgreSQL), so replicas' clocks never matter; on SQLite
+    (one process) the local clock, as the naive UTC datetimes SQLite stores."""
+    if postgres:
+        return func.now()
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def now_iso() -> str:
     """Now in UTC, always with microseconds so that the strings sort as times."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -108,6 +116,8 @@ class RunRecord(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))
     awaiting_since: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # While waiting: until when (database time) a person may decide; later, it expires.
+    decide_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # While waiting: what the run asks a person (the interrupt's value), for GET /approvals.
     approval_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A decision claimed by the conditional UPDATE but not yet handed to the graph: survives a
@@ -116,6 +126,12 @@ class RunRecord(Base):
     # The replica executing the run, and until when (database time) it holds it.
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The fencing token: raised each time the run passes to another holder. The ledger's begin
+    # checks it, so a replica that lost the run cannot record a step of it.
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # What a finished run's views show (devops_agent.server.views.summary_of), kept when
+    # retention deletes its checkpoints.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When retention deleted the run's checkpoints (the run and its incident record stay).
     pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
@@ -185,6 +201,28 @@ class GroupOutcome:
 
 FINISHED = (COMPLETED, FAILED)
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
+
+
+EXPIRED = {
+    "decision": "expired",
+    "approver": "timeout",
+    "comment": "no decision within APPROVAL_TIMEOUT",
+}
+
+
+@dataclass
+class Claimed:
+    """The outcome of a decision's claim: won (with the new lease generation), or not; `stale`
+    when the decision named a request the run no longer waits on."""
+
+    won: bool
+    stale: bool = False
+    late: bool = False  # the decision came after the deadline: the run was expired instead
+    current_request: str = ""
+    generation: int = 0
+
+    def __bool__(self) -> bool:
+        return self.won
 
 
 @dataclass
@@ -342,12 +380,15 @@ class RunRepo(Database):
         error: str | None = None,
         awaiting_since: str | None = None,
         approval_request: dict[str, Any] | None = None,
+        decide_within: float | None = None,
+        summary: dict[str, Any] | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
         """Set a run's status (only from `only_from`, only while `owner` holds it, when given).
 
         A run that stops running (waiting, completed, failed) is released: no replica holds it.
+        A waiting run may be decided for `decide_within` seconds, on the database's clock.
         """
         values: dict[str, Any] = {
             "status": status,
@@ -356,9 +397,12 @@ class RunRepo(Database):
             "error": error,
             "awaiting_since": awaiting_since,
             "approval_request": approval_request,
+            "decide_by": self._lease_end(decide_within) if decide_within is not None else None,
         }
         if clear_decision:
             values["pending_decision"] = None
+        if summary is not None:
+            values["summary"] = summary
         if status not in (QUEUED, RUNNING):
             values.update(owner=None, lease_until=None)
         query = update(RunRecord).where(RunRecord.run_id == run_id).values(**values)
@@ -378,34 +422,54 @@ class RunRepo(Database):
         decision: dict[str, Any],
         owner: str | None = None,
         lease: float = 30.0,
-    ) -> bool:
+    ) -> Claimed:
         """Move a waiting run to running with `decision`, atomically: exactly one caller wins.
 
-        The winner's decision is recorded in the same transaction, and the winner (`owner`)
-        holds the run for `lease` seconds: it continues the run itself.
+        The decision is bound to the request the run waits on: one that names another request
+        (`request_id`) is stale and changes nothing; one that names none answers the current
+        one and is stored with its id. The winner's decision is recorded in the same
+        transaction, and the winner (`owner`) holds the run for `lease` seconds.
         """
         return await self.call(self._claim, run_id, decision, owner, lease)
 
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
-    ) -> bool:
+    ) -> Claimed:
         stamp = now_iso()
-        query = (
-            update(RunRecord)
-            .where(RunRecord.run_id == run_id, RunRecord.status == AWAITING)
-            .values(
-                status=RUNNING,
-                updated_at=stamp,
-                awaiting_since=None,
-                approval_request=None,
-                pending_decision=decision,
-                owner=owner,
-                lease_until=self._lease_end(lease) if owner else None,
-            )
-        )
         with self.engine.begin() as conn:
-            if conn.execute(query).rowcount != 1:
-                return False
+            late_sql = RunRecord.decide_by <= self._db_now()
+            query = select(
+                RunRecord.status, RunRecord.approval_request, late_sql.label("late")
+            ).where(RunRecord.run_id == run_id)
+            row = conn.execute(query.with_for_update() if self.postgres else query).first()
+            if row is None or row.status != AWAITING:
+                return Claimed(False)
+            current = str((row.approval_request or {}).get("request_id") or "")
+            asked = str(decision.get("request_id") or "")
+            if asked and current and asked != current:
+                return Claimed(False, stale=True, current_request=current)
+            late = bool(row.late) and decision.get("decision") in ("approve", "reject")
+            if late:  # past the deadline: the run expires now, whoever asked
+                decision = {**EXPIRED, "comment": f"{EXPIRED['comment']}; came late: {decision}"}
+            decision = {**decision, "request_id": current or asked}
+            claimed = conn.execute(
+                update(RunRecord)
+                .where(RunRecord.run_id == run_id, RunRecord.status == AWAITING)
+                .values(
+                    status=RUNNING,
+                    updated_at=stamp,
+                    awaiting_since=None,
+                    approval_request=None,
+                    decide_by=None,
+                    pending_decision=decision,
+                    owner=owner,
+                    lease_until=self._lease_end(lease) if owner else None,
+                    lease_generation=RunRecord.lease_generation + 1,
+                )
+                .returning(RunRecord.lease_generation)
+            ).first()
+            if claimed is None:
+                return Claimed(False)
             conn.execute(
                 insert(ApprovalRecord).values(
                     run_id=run_id,
@@ -415,15 +479,12 @@ class RunRepo(Database):
                     at=stamp,
                 )
             )
-        return True
+        return Claimed(True, late=late, generation=int(claimed[0]))
 
     # -- ownership: which replica executes a run ---------------------------------------------
 
     def _db_now(self) -> Any:
-        """Now on the database's clock (PostgreSQL), so replicas' clocks never matter."""
-        if self.postgres:
-            return func.now()
-        return datetime.now(UTC).replace(tzinfo=None)
+        return db_now(self.postgres)
 
     def _lease_end(self, seconds: float) -> Any:
         if self.postgres:
@@ -437,22 +498,39 @@ class RunRepo(Database):
             or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
         )
 
-    async def claim(self, run_id: str, owner: str, lease: float) -> bool:
-        """Hold one run for `lease` seconds: True when it is ours now (or was already)."""
+    async def claim(self, run_id: str, owner: str, lease: float) -> int | None:
+        """Hold one run for `lease` seconds: its lease generation (the fencing token) when it is
+        ours now (or was already), else None."""
         return await self.call(self._claim_one, run_id, owner, lease)
 
-    def _claim_one(self, run_id: str, owner: str, lease: float) -> bool:
+    def _generation_after(self, owner: str) -> Any:
+        """The generation a claim leaves: the same for the holder renewing it, one more for a
+        new holder."""
+        return case(
+            (RunRecord.owner == owner, RunRecord.lease_generation),
+            else_=RunRecord.lease_generation + 1,
+        )
+
+    def _claim_one(self, run_id: str, owner: str, lease: float) -> int | None:
         status, free = self._claimable()
         query = (
             update(RunRecord)
             .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
-            .values(owner=owner, lease_until=self._lease_end(lease))
+            .values(
+                owner=owner,
+                lease_until=self._lease_end(lease),
+                lease_generation=self._generation_after(owner),
+            )
+            .returning(RunRecord.lease_generation)
         )
-        return self._update_one(query)
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        return int(row[0]) if row else None
 
     async def claim_batch(self, owner: str, lease: float, limit: int) -> list[str]:
         """Hold up to `limit` claimable runs: runs with a decision first, then taken-over runs,
-        then queued ones. Rows another replica is claiming right now are skipped, not waited for."""
+        then queued ones. Rows another replica is claiming right now are skipped, not waited for.
+        (The worker that drives each one claims it again, for its fencing token.)"""
         if limit <= 0:
             return []
         return await self.call(self._claim_batch, owner, lease, limit)
@@ -472,7 +550,11 @@ class RunRepo(Database):
                 conn.execute(
                     update(RunRecord)
                     .where(RunRecord.run_id.in_(ids))
-                    .values(owner=owner, lease_until=self._lease_end(lease))
+                    .values(
+                        owner=owner,
+                        lease_until=self._lease_end(lease),
+                        lease_generation=self._generation_after(owner),
+                    )
                 )
         return ids
 
@@ -506,15 +588,46 @@ class RunRepo(Database):
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
 
-    async def overdue(self, waiting_since_before: str, limit: int = 500) -> list[str]:
-        """Runs waiting for approval since before the cutoff (ids only: thousands may wait)."""
+    async def overdue(self, after: int = 0, limit: int = 500) -> list[tuple[str, int]]:
+        """Runs past their deadline (database time), `limit` at a time in `seq` order after
+        `after` (ids and seq only: thousands may wait)."""
         query = (
-            select(RunRecord.run_id)
-            .where(RunRecord.status == AWAITING, RunRecord.awaiting_since < waiting_since_before)
-            .order_by(RunRecord.awaiting_since)
+            select(RunRecord.run_id, RunRecord.seq)
+            .where(
+                RunRecord.status == AWAITING,
+                RunRecord.decide_by <= self._db_now(),
+                RunRecord.seq > after,
+            )
+            .order_by(RunRecord.seq)
             .limit(limit)
         )
-        return [str(r) for r in await self.scalars(query)]
+        return await self.call(self._rows, query)
+
+    async def backfill_deadlines(self, timeout: float) -> int:
+        """Give runs that began waiting before deadlines were stored (migration 0005) the one
+        their wait implies: `awaiting_since` + APPROVAL_TIMEOUT."""
+        return await self.call(self._backfill_deadlines, timeout)
+
+    def _backfill_deadlines(self, timeout: float) -> int:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(RunRecord.run_id, RunRecord.awaiting_since).where(
+                    RunRecord.status == AWAITING, RunRecord.decide_by.is_(None)
+                )
+            ).all()
+            for run_id, since in rows:
+                start = datetime.fromisoformat(since) if since else datetime.now(UTC)
+                deadline = (start + timedelta(seconds=timeout)).astimezone(UTC)
+                if not self.postgres:
+                    deadline = deadline.replace(tzinfo=None)
+                conn.execute(
+                    update(RunRecord).where(RunRecord.run_id == run_id).values(decide_by=deadline)
+                )
+        return len(rows)
+
+    def _rows(self, query: Any) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return [(str(a), int(b)) for a, b in conn.execute(query)]
 
     # -- retention --------------------------------------------------------------------------
 

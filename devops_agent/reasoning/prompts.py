@@ -14,11 +14,11 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
+from devops_agent.operations import OperationSpec
 from devops_agent.reasoning.answers import AnswerSpec
 from devops_agent.reasoning.base import Investigation
 from devops_agent.state import CATEGORIES, Diagnosis, Evidence
 from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap, redact
-from devops_agent.tools.registry import OperationSpec
 
 DATA_CAP = 24_000  # characters of quoted data in one user message
 

@@ -9,6 +9,7 @@ import uvicorn
 
 from devops_agent.config import Settings, SettingsError
 from devops_agent.errors import short_error
+from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.server.app import create_app
 from devops_agent.server.preflight import startup_problem
 
@@ -46,6 +47,10 @@ def serve(settings: Settings) -> int:
     problem = startup_problem(settings)
     if problem:
         return _refuse(problem)
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        return _refuse(f"cannot start: {exc}")
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

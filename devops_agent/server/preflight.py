@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from devops_agent.config import Settings, SettingsError
+from devops_agent.dburl import DatabaseUrl
 from devops_agent.errors import one_line, short_error
 from devops_agent.memory.audit import load_or_create_key
 from devops_agent.memory.preflight import database_problem
@@ -22,10 +23,10 @@ from devops_agent.policy import load_policy
 
 def _sqlite_path(database_url: str) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    if not database_url.startswith("sqlite"):
+    url = DatabaseUrl(database_url)
+    if url.kind != "sqlite" or ":///" not in database_url:
         return None
-    path = database_url.split(":///", 1)[1] if ":///" in database_url else ""
-    path = path.split("?", 1)[0]
+    path = url.sqlite_path.split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
 
 

@@ -66,12 +66,26 @@ def approval_view(state: dict[str, Any]) -> dict[str, Any] | None:
     approval = state.get("approval")
     if not approval:
         return None
-    return {key: approval.get(key) for key in ("decision", "approver", "comment", "at")}
+    keys = ("decision", "approver", "comment", "at", "request_id")
+    return {key: approval.get(key) for key in keys}
+
+
+def request_view(row: RunRecord, state: dict[str, Any]) -> dict[str, Any] | None:
+    """What the run waits for a person on (while it waits), with its request_id and reason."""
+    request = row.approval_request or state.get("approval_request")
+    if not request or row.status != "awaiting_approval":
+        return None
+    keys = ("request_id", "reason", "reasons", "why", "deadline", "attempt", "scope", "policy")
+    return {key: request.get(key) for key in keys}
 
 
 def action_view(action: dict[str, Any]) -> dict[str, Any]:
     keys = ("operation", "target", "params", "status", "started_at", "finished_at", "output")
-    return {key: action.get(key) for key in keys}
+    return {
+        **{key: action.get(key) for key in keys},
+        "reconciled": bool(action.get("reconciled")),
+        "reason": action.get("reason"),
+    }
 
 
 def validation_view(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -81,8 +95,38 @@ def validation_view(state: dict[str, Any]) -> dict[str, Any] | None:
     return {"healthy": bool(validation.get("healthy")), "checks": validation.get("checks") or []}
 
 
+# What a finished run keeps on its row (`runs.summary`): every state key the views read, so a
+# run looks the same before and after retention deleted its checkpoints.
+SUMMARY_KEYS = (
+    "diagnosis",
+    "plan",
+    "approval",
+    "actions",
+    "validation",
+    "attempts",
+    "outcome",
+    "escalation",
+    "escalation_reason",
+    "handled_by",
+)
+
+
+def summary_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a finished run's state that its views show, evidence as source and summary."""
+    kept = {key: state.get(key) for key in SUMMARY_KEYS if state.get(key) is not None}
+    kept["evidence"] = [
+        {"source": e.get("source"), "summary": e.get("summary")}
+        for e in state.get("evidence") or []
+        if isinstance(e, dict)
+    ]
+    return kept
+
+
 def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -> dict[str, Any]:
-    """One run, as `GET /runs/{run_id}` returns it."""
+    """One run, as `GET /runs/{run_id}` returns it. A finished run is shown from its summary,
+    the same whether its checkpoints are still there or not."""
+    if row.summary is not None:
+        state = row.summary
     return {
         "run_id": row.run_id,
         "incident_id": row.incident_id,
@@ -95,10 +139,13 @@ def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -
         "diagnosis": diagnosis_view(state),
         "plan": plan_view(state),
         "approval": approval_view(state),
+        "approval_request": request_view(row, state),
         "actions": [action_view(a) for a in state.get("actions") or []],
         "validation": validation_view(state),
         "attempts": int(state.get("attempts") or 0),
         "escalation": state.get("escalation"),
+        "escalation_reason": state.get("escalation_reason"),
+        "handled_by": state.get("handled_by"),
         "error": row.error,
     }
 
