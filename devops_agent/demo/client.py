@@ -124,6 +124,16 @@ class AgentClient:
     def run(self, run_id: str) -> dict[str, Any]:
         return self._check(self.http.get(f"/runs/{run_id}"), f"GET /runs/{run_id}")
 
+    def nodes_done(self, run_id: str) -> list[str]:
+        """The nodes the run has finished so far, in order (GET /runs/{id}/history)."""
+        history = self._check(self.http.get(f"/runs/{run_id}/history"), "GET history")
+        names: list[str] = []
+        for checkpoint in history.get("checkpoints") or []:
+            for name in str(checkpoint.get("node") or "").split(","):
+                if name and not name.startswith("__") and name not in ("input", "update"):
+                    names.append(name)
+        return names
+
     def approval_request(self, run_id: str) -> dict[str, Any] | None:
         """What the run asks a person (GET /approvals, page by page until found)."""
         cursor: str | None = None

@@ -95,20 +95,27 @@ def _follow(
     deadline = time.monotonic() + FOLLOW_TIMEOUT
     request: dict[str, Any] = {}
     first = True
+    shown: set[str] = set()  # nodes shown from the history, whose update may still come
     for event in agent.events(run_id):
         if event.name == "state" and first:
             first = False
             if decision is not None:  # the stream is open: nothing that follows is missed
                 agent.decide(run_id, **decision)
                 continue
-            for node, key in (("root_cause", "diagnosis"), ("plan", "plan")):
-                if event.data.get(key):  # done before the stream opened
-                    show_node(node, {key: event.data[key]})
+            for node in agent.nodes_done(run_id):  # finished before the stream opened
+                if node == "await_approval" and event.data.get("status") == WAITING:
+                    continue  # it is the one waiting
+                show_node(node, _known(node, event.data))
+                shown.add(node)
         if event.name == "state" and event.data.get("status") in (WAITING, FAILED):
             # The row says so (a later `state` comes when the `status` event was lost).
             return str(event.data["status"]), request
         if event.name == "update":
-            show_node(str(event.data.get("node")), event.data.get("update") or {})
+            node = str(event.data.get("node"))
+            if node in shown:
+                shown.discard(node)
+                continue
+            show_node(node, event.data.get("update") or {})
         elif event.name == "interrupt":
             requests = event.data.get("requests") or [{}]
             request = requests[0] if isinstance(requests[0], dict) else {}
@@ -121,6 +128,21 @@ def _follow(
                 f"run {run_id} went on for {FOLLOW_TIMEOUT:.0f}s: follow it with GET /runs/{run_id}"
             )
     raise DemoError(f"the event stream closed before run {run_id} ended: see GET /runs/{run_id}")
+
+
+def _known(node: str, run: dict[str, Any]) -> dict[str, Any]:
+    """What the run's view says of a node that finished before the demo could watch it."""
+    if node == "triage":
+        return {
+            "triage": {"reason": f"{len(run.get('alerts') or [])} alert(s) for {run['service']}"}
+        }
+    if node == "root_cause":
+        return {"diagnosis": run.get("diagnosis") or {}}
+    if node == "plan":
+        return {"plan": run.get("plan") or {}}
+    if node == "approve" and run.get("status") == WAITING:
+        return {"approval_request": {"why": "(below)"}}
+    return {"done": True}
 
 
 def _ask() -> bool:

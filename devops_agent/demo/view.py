@@ -39,6 +39,8 @@ def node_line(node: str, update: dict[str, Any]) -> str:
         return f"{update.get('outcome')}: {update.get('escalation')}"
     if node == "learn":
         return f"outcome {update.get('outcome')}"
+    if update == {"done": True}:
+        return "done"
     return json.dumps(update, default=str)[:200]
 
 
