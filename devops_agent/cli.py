@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
 from devops_agent.memory.preflight import database_problem
 from devops_agent.memory.storelock import StoreLocked, hold_store
-from devops_agent.runner import open_agent
+from devops_agent.runner import is_settle, open_agent
 
 console = Console(highlight=False)
 SUCCESS_OUTCOMES = ("resolved", "no_action", "superseded")
@@ -54,6 +55,10 @@ def _summary(node: str, update: dict[str, Any]) -> str:
             + ": "
             + "; ".join(c["summary"] for c in v.get("checks", []))
         )
+    if node == "settle":
+        v = update.get("validation") or {}
+        held = v.get("held")
+        return "held through the window" if held else "did not hold" if held is False else "holding"
     if node == "escalate":
         return f"{update.get('outcome')}: {update.get('escalation')}"
     if node == "learn":
@@ -93,9 +98,14 @@ async def run_alert(
                     continue
                 console.print(f"[cyan]{node:>10}[/] {_summary(node, update or {})}")
             first = False
-            request = await agent.pending_approval(run_id)
+            request = await agent.pending_interrupt(run_id)
             if request is None:
                 break
+            if is_settle(request):  # the fix's settle window: wait for its next check
+                wake = datetime.fromisoformat(str(request["wake_at"]))
+                await asyncio.sleep(max(0.0, (wake - datetime.now(UTC)).total_seconds()))
+                resume = {"woke": True}
+                continue
             resume = _ask(request, decision, approver)
         outcome = (await agent.state(run_id)).get("outcome")
     colour = "green" if outcome in SUCCESS_OUTCOMES else "red"

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from devops_agent.memory.db import Base, Database, make_engine
-from devops_agent.state import Alert
+from devops_agent.state import Alert, utcnow
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
     "queued",
@@ -83,11 +83,6 @@ def db_now(postgres: bool) -> Any:
     if postgres:
         return func.now()
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def now_iso() -> str:
-    """Now in UTC, always with microseconds so that the strings sort as times."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class RunRecord(Base):
@@ -126,6 +121,8 @@ class RunRecord(Base):
     # The replica executing the run, and until when (database time) it holds it.
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A run parked in its settle window: nobody holds it, and it is claimable from this time on.
+    wake_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The fencing token: raised each time the run passes to another holder. The ledger's begin
     # checks it, so a replica that lost the run cannot record a step of it.
     lease_generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -177,6 +174,22 @@ class ApprovalRecord(Base):
     approver: Mapped[str] = mapped_column(String(200), default="")
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[str] = mapped_column(String(40))
+
+
+def current(rows: Iterable[AlertRecord]) -> list[AlertRecord]:
+    """One alert per (fingerprint, startsAt), resolved when a resolution of it came."""
+    latest: dict[tuple[str, str], AlertRecord] = {}
+    for row in rows:
+        key = (row.fingerprint, row.starts_at)
+        if key not in latest or row.status == "resolved":
+            latest[key] = row
+    return list(latest.values())
+
+
+def all_resolved(rows: Iterable[AlertRecord]) -> bool:
+    """Whether there are alerts and every one of them was resolved."""
+    found = current(rows)
+    return bool(found) and all(row.status == "resolved" for row in found)
 
 
 def fingerprint_of(alert: Alert) -> str:
@@ -338,17 +351,11 @@ class RunRepo(Database):
 
     async def current_alerts(self, run_id: str) -> list[Alert]:
         """The run's alerts, one per (fingerprint, startsAt), resolved when a resolution came."""
-        latest: dict[tuple[str, str], AlertRecord] = {}
-        for row in (await self.alerts_of([run_id]))[run_id]:
-            key = (row.fingerprint, row.starts_at)
-            if key not in latest or row.status == "resolved":
-                latest[key] = row
-        return [row.to_alert() for row in latest.values()]
+        return [row.to_alert() for row in current((await self.alerts_of([run_id]))[run_id])]
 
     async def all_resolved(self, run_id: str) -> bool:
         """Whether every firing alert of the run has been resolved since."""
-        current = await self.current_alerts(run_id)
-        return bool(current) and all(a.status == "resolved" for a in current)
+        return all_resolved((await self.alerts_of([run_id]))[run_id])
 
     async def counts(self) -> dict[str, int]:
         return await self.call(self._counts)
@@ -392,7 +399,7 @@ class RunRepo(Database):
         """
         values: dict[str, Any] = {
             "status": status,
-            "updated_at": now_iso(),
+            "updated_at": utcnow(),
             "outcome": outcome,
             "error": error,
             "awaiting_since": awaiting_since,
@@ -435,7 +442,7 @@ class RunRepo(Database):
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
     ) -> Claimed:
-        stamp = now_iso()
+        stamp = utcnow()
         with self.engine.begin() as conn:
             late_sql = RunRecord.decide_by <= self._db_now()
             query = select(
@@ -492,9 +499,11 @@ class RunRepo(Database):
         return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=seconds)
 
     def _claimable(self) -> Any:
-        """Open, not waiting for a person, and held by nobody (or by a replica whose lease ran out)."""
+        """Open, not waiting for a person, not parked until later, and held by nobody (or by a
+        replica whose lease ran out)."""
         return (
             RunRecord.status.in_((QUEUED, RUNNING)),
+            or_(RunRecord.wake_at.is_(None), RunRecord.wake_at <= self._db_now()),
             or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
         )
 
@@ -512,14 +521,15 @@ class RunRepo(Database):
         )
 
     def _claim_one(self, run_id: str, owner: str, lease: float) -> int | None:
-        status, free = self._claimable()
+        status, due, free = self._claimable()
         query = (
             update(RunRecord)
-            .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
+            .where(RunRecord.run_id == run_id, status, due, or_(free, RunRecord.owner == owner))
             .values(
                 owner=owner,
                 lease_until=self._lease_end(lease),
                 lease_generation=self._generation_after(owner),
+                wake_at=None,
             )
             .returning(RunRecord.lease_generation)
         )
@@ -554,9 +564,27 @@ class RunRepo(Database):
                         owner=owner,
                         lease_until=self._lease_end(lease),
                         lease_generation=self._generation_after(owner),
+                        wake_at=None,
                     )
                 )
         return ids
+
+    async def park(self, run_id: str, owner: str, wake_at: datetime) -> bool:
+        """Release a running run until `wake_at` (its settle window's next check); any replica
+        claims it then."""
+        wake = (
+            wake_at.astimezone(UTC)
+            if self.postgres
+            else wake_at.astimezone(UTC).replace(tzinfo=None)
+        )
+        query = (
+            update(RunRecord)
+            .where(
+                RunRecord.run_id == run_id, RunRecord.owner == owner, RunRecord.status == RUNNING
+            )
+            .values(owner=None, lease_until=None, wake_at=wake, updated_at=utcnow())
+        )
+        return await self.call(self._update_one, query)
 
     async def renew(self, owner: str, run_ids: Iterable[str], lease: float) -> set[str]:
         """Extend the leases `owner` still holds; the ids it still holds."""
@@ -649,7 +677,7 @@ class RunRepo(Database):
         query = (
             update(RunRecord)
             .where(RunRecord.run_id.in_(list(run_ids)), RunRecord.pruned_at.is_(None))
-            .values(pruned_at=now_iso())
+            .values(pruned_at=utcnow())
         )
         return await self.call(self._update_many, query)
 
@@ -677,7 +705,7 @@ def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupO
     if not fresh:
         earlier_run = next((r for r in seen_runs if r), None)
         return GroupOutcome(service, earlier_run, True, ignored=0 if earlier_run else len(alerts))
-    stamp = now_iso()
+    stamp = utcnow()
     open_run = conn.execute(
         select(RunRecord.run_id).where(
             RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)

@@ -101,12 +101,13 @@ async def run_step(
         snapshot=record.snapshot,
         evidence_at=evidence_at,
     )
+    await faults.pause("before_begin_step")
     begun = await ctx.store.begin_step(entry, fencing.current.get(), s, judge)
     if begun.earlier is not None:
         return await _recorded(ctx, run_id, record, begun.earlier)
     verdict = begun.verdict
     assert verdict is not None
-    if verdict.kind in ("ask", "join"):
+    if verdict.kind in ("ask", "join", "stop"):
         return StepOutcome(verdict=verdict)
     if verdict.kind == "refuse":
         record.status, record.output, record.reason = "refused", verdict.why, verdict.reason
@@ -249,6 +250,9 @@ async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
             detail = {"why": request["why"], "reason": request["reason"], "step": index}
             await ctx.audit.append(run_id, "approval_request", "policy", detail)
             update = {"approval": None, "approval_request": request}
+            break
+        if verdict is not None and verdict.kind == "stop":
+            update = {"outcome": "superseded", "notes": [verdict.note]}
             break
         if verdict is not None and verdict.kind == "join":
             update = {

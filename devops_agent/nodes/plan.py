@@ -14,7 +14,7 @@ from devops_agent.state import IncidentState, Plan, RunState
 async def plan(state: IncidentState, ctx: AgentContext) -> IncidentState:
     run = RunState(state)
     history = await ctx.store.history(run.service)
-    case = investigation(run, ctx.settings.max_replicas, history=history)
+    case = investigation(run, ctx.settings, history=history)
     diagnosis = run.diagnosis
     assert diagnosis is not None, "root_cause always diagnoses before plan"
     made: Plan = await ctx.reasoner.plan(case, diagnosis)

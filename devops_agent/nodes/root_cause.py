@@ -153,12 +153,14 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
     evidence += metrics
     target_dump = target.model_dump(mode="json")
     gathered = RunState({**state, "evidence": evidence, "target": target_dump})
-    case = investigation(gathered, ctx.settings.max_replicas)
+    case = investigation(gathered, ctx.settings, history=await ctx.store.history(target.name))
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
         run.run_id, "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
     )
+    first = state.get("first_category") or diagnosis.category
     return {
+        "first_category": first,
         "target": target_dump,
         "diagnosed_at": gathered_at,
         "evidence": evidence,

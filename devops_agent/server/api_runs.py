@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
-from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
+from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
@@ -22,8 +22,7 @@ router = APIRouter()
 log = logging.getLogger(__name__)
 Svc = Annotated[Services, Depends(services)]
 KEEPALIVE_SECONDS = 15.0
-POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
-FINISHED = (COMPLETED, FAILED)
+STREAM_POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
 
 
 # Names the agent itself records decisions under: a person answering as one of them could pass
@@ -134,7 +133,7 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
             seen, quiet = row.updated_at, 0.0
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), POLL_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), STREAM_POLL_SECONDS)
                 except TimeoutError:
                     # Another replica's events come through the relay, best effort: its run's
                     # row shows each change of status and the end even when one was lost.
@@ -150,7 +149,7 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
                                 yield sse("state", await _view(svc, row))
                         except SQLAlchemyError as exc:  # storage away: try again next time
                             log.warning("events of %s: %s", run_id, type(exc).__name__)
-                    quiet += POLL_SECONDS
+                    quiet += STREAM_POLL_SECONDS
                     if quiet >= KEEPALIVE_SECONDS:
                         quiet = 0.0
                         yield ": keepalive\n\n"

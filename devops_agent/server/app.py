@@ -52,7 +52,7 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.api_port}"
 
 
-def sweep_interval(timeout: float) -> float:
+def approval_sweep_interval(timeout: float) -> float:
     return min(30.0, max(0.5, timeout / 4))
 
 
@@ -67,7 +67,7 @@ async def _sweep(manager: RunManager, timeout: float) -> None:
             raise
         except Exception:
             log.exception("approval sweeper failed")
-        await asyncio.sleep(sweep_interval(timeout))
+        await asyncio.sleep(approval_sweep_interval(timeout))
 
 
 @asynccontextmanager

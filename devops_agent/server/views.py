@@ -92,7 +92,16 @@ def validation_view(state: dict[str, Any]) -> dict[str, Any] | None:
     validation = state.get("validation")
     if not validation:
         return None
-    return {"healthy": bool(validation.get("healthy")), "checks": validation.get("checks") or []}
+    return {
+        "healthy": bool(validation.get("healthy")),
+        "checks": [
+            {k: c.get(k) for k in ("target", "healthy", "summary")}
+            for c in validation.get("checks") or []
+        ],
+        "settle_until": validation.get("settle_until"),
+        "held": validation.get("held"),
+        "alerts_cleared": validation.get("alerts_cleared"),
+    }
 
 
 # What a finished run keeps on its row (`runs.summary`): every state key the views read, so a

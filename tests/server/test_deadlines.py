@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import docker
 
-from devops_agent.memory.runs import AWAITING, RunRepo, now_iso
+from devops_agent.memory.runs import AWAITING, RunRepo
+from devops_agent.state import utcnow
 from tests.server.conftest import Server, alert_payload
 from tests.server.test_trusted_actions import mutations
 from tests.support.containers import Lab
@@ -52,9 +53,9 @@ async def test_the_sweep_pages_through_every_overdue_run(tmp_path) -> None:
                         "inc",
                         f"svc-{uuid.uuid4().hex}",
                         AWAITING,
-                        now_iso(),
-                        now_iso(),
-                        now_iso(),
+                        utcnow(),
+                        utcnow(),
+                        utcnow(),
                         deadline.isoformat(" "),
                     )
                     for _ in range(count)
