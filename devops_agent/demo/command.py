@@ -118,7 +118,9 @@ def _follow(
             show_node(node, event.data.get("update") or {})
         elif event.name == "interrupt":
             requests = event.data.get("requests") or [{}]
-            request = requests[0] if isinstance(requests[0], dict) else {}
+            first_request = requests[0] if isinstance(requests[0], dict) else {}
+            if first_request.get("kind") != "settle":  # a settle window's park is no question
+                request = first_request
         elif event.name == "status" and event.data.get("status") == WAITING:
             return WAITING, request
         elif event.name == "end":

@@ -34,7 +34,19 @@ def node_line(node: str, update: dict[str, Any]) -> str:
     if node == "validate":
         validation = update.get("validation") or {}
         checks = "; ".join(str(c.get("summary")) for c in validation.get("checks") or [])
-        return ("healthy" if validation.get("healthy") else "unhealthy") + f": {checks}"
+        line = ("healthy" if validation.get("healthy") else "unhealthy") + f": {checks}"
+        if validation.get("healthy") and validation.get("settle_until"):
+            line += f"; it must hold until {validation['settle_until']} (VALIDATE_SETTLE)"
+        return line
+    if node == "settle":  # VALIDATE_SETTLE: the fix must hold before the run is resolved
+        validation = update.get("validation") or {}
+        if validation.get("held"):
+            return "the fix held through the settle window"
+        if not validation.get("healthy"):
+            return "the fix did not hold: " + "; ".join(
+                str(c.get("summary")) for c in validation.get("checks") or []
+            )
+        return f"still healthy; watching until {validation.get('settle_until')}"
     if node == "escalate":
         return f"{update.get('outcome')}: {update.get('escalation')}"
     if node == "learn":
