@@ -61,6 +61,7 @@ SETTINGS = {
     "MAX_ACTIONS_PER_HOUR": "1000000",
     "MAX_ACTIONS_PER_SERVICE_PER_HOUR": "1000000",
     "APPROVAL_TIMEOUT": "86400",
+    "AUDIT_KEY": "bench-audit-" + secrets.token_hex(16),  # required on PostgreSQL
 }
 
 
@@ -207,7 +208,7 @@ def throughput(admin: str, n: int, runs: int) -> float:
 async def seed(url: str) -> dict[str, Any]:
     """One real run ("seed"), driven to its approval interrupt on `url`; what it asks."""
     settings = load_settings(
-        database_url=url, audit_key="k" * 32, safety_mode=True, validate_settle=0
+        database_url=url, audit_key=SETTINGS["AUDIT_KEY"], safety_mode=True, validate_settle=0
     )
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
     ctx = AgentContext.from_settings(settings, backend=FakeBackend([web]))

@@ -18,6 +18,8 @@ from rich.prompt import Confirm, Prompt
 from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
+from devops_agent.errors import one_line
+from devops_agent.memory.preflight import database_problem
 from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.runner import is_settle, open_agent
 
@@ -126,20 +128,50 @@ def _read_payload(path: str) -> WebhookPayload:
         ) from None
 
 
-async def audit_verify(settings: Settings) -> int:
-    """Walk the audit chain; exit 0 when intact, 1 at the first edited, missing or moved row."""
+def _parse_head(text: str) -> tuple[int, str]:
+    count, sep, digest = text.partition(":")
+    if not sep or not count.isdigit() or int(count) < 1 or len(digest) != 64:
+        raise SystemExit(f"error: --expect-head {text!r} is not COUNT:HASH (as verify prints it)")
+    return int(count), digest.lower()
+
+
+async def audit_verify(settings: Settings, expect_head: str | None = None) -> int:
+    """Walk the audit chain; exit 0 when intact, 1 at the first edited, missing or moved row, or
+    when the head recorded earlier (`--expect-head COUNT:HASH`) is no longer in the chain:
+    cutting the newest rows leaves an intact but shorter chain, noticed only that way."""
+    expected = _parse_head(expect_head) if expect_head else None
     ctx = AgentContext.from_settings(settings)
     try:
         result = await ctx.audit.verify()
+        recorded = None
+        if result.ok and expected and expected[0] <= result.rows:
+            rows = await ctx.audit.rows(after=expected[0] - 1, limit=1)
+            recorded = rows[0].hash if rows else None
     finally:
         await ctx.store.close()
-    if result.ok:
-        console.print(f"[green]audit trail intact[/]: {result.rows} rows, head {result.head[:16]}")
-        return 0
-    console.print(
-        f"[red]audit trail broken[/]: {result.problem} ({result.rows} rows verified before it)"
-    )
-    return 1
+    if not result.ok:
+        console.print(
+            f"[red]audit trail broken[/]: {result.problem} ({result.rows} rows verified before it)"
+        )
+        return 1
+    if expected and expected[0] > result.rows:
+        console.print(
+            f"[red]audit trail cut[/]: the recorded head is row {expected[0]}, "
+            f"the chain ends at row {result.rows}"
+        )
+        return 1
+    if expected and recorded != expected[1]:
+        console.print(f"[red]audit trail broken[/]: row {expected[0]} is not the recorded head")
+        return 1
+    console.print(f"[green]audit trail intact[/]: {result.rows} rows")
+    console.print(f"head: {result.rows}:{result.head}")
+    return 0
+
+
+def _command_problem(settings: Settings) -> str | None:
+    """Why a command that opens the database cannot start (one line), or None."""
+    problem = database_problem(settings.resolved_database_url)
+    return f"cannot start: {problem}" if problem else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--approver", default="cli", help="the name recorded with the decision")
     audit = sub.add_parser("audit", help="the audit trail")
     audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
+    audit.add_argument(
+        "--expect-head",
+        metavar="COUNT:HASH",
+        help="a head printed by an earlier verify: fail when the chain no longer reaches it",
+    )
     stack = sub.add_parser("stack", help="Prometheus and Alertmanager on loopback (demo intervals)")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--dir", type=Path, help="configs, data and PIDs (default DATA_DIR/stack)")
@@ -163,12 +200,28 @@ def main(argv: list[str] | None = None) -> int:
         "--target", action="append", default=[], help="scrape name=host:port[/path] (repeatable)"
     )
     stack.add_argument("--with-agent", action="store_true", help="also start devops-agent serve")
+    demo = sub.add_parser("demo", help="break a demo container and watch the agent fix it")
+    demo.add_argument("--fault", choices=["crash", "hang", "dependency", "oom"], default="crash")
+    demo.add_argument("--approve", action="store_true", help="approve the plan without asking")
+    demo.add_argument(
+        "--cleanup", action="store_true", help="remove what the demo made, and stop its service"
+    )
+    demo.add_argument("--url", help="the running service (default DEVOPS_AGENT_URL, else :8001)")
+    demo.add_argument("--token", help="its API token (default DEVOPS_AGENT_TOKEN, DATA_DIR/...)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(serving=args.command == "serve")
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _dispatch(args, settings)
+    except SettingsError as exc:  # e.g. a POLICY_FILE that cannot be read
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         from devops_agent.server.main import serve
 
@@ -185,8 +238,19 @@ def main(argv: list[str] | None = None) -> int:
             targets=args.target,
             with_agent=args.with_agent,
         )
+    if args.command == "demo":
+        from devops_agent.demo.command import Options, cleanup, demo
+
+        if args.cleanup:
+            return cleanup(settings)
+        options = Options(fault=args.fault, approve=args.approve, url=args.url, token=args.token)
+        return demo(settings, options)
+    problem = _command_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.command == "audit":
-        return asyncio.run(audit_verify(settings))
+        return asyncio.run(audit_verify(settings, args.expect_head))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
     try:

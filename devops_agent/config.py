@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
+from devops_agent.dburl import DatabaseUrl
 from devops_agent.operations import Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
@@ -55,7 +57,37 @@ EXAMPLES: dict[str, str] = {
     "prometheus_url": "http://127.0.0.1:9090",
     "rate_limit_per_second": "100",
     "rate_limit_burst": "1000",
+    "docker_host": "unix:///var/run/docker.sock",
+    "openai_base_url": "http://127.0.0.1:11434/v1",
+    "devops_agent_url": "http://127.0.0.1:8001",
+    "audit_key": "<the content of DATA_DIR/audit-key, or: openssl rand -hex 32>",
+    "webhook_token": "<a long random string: openssl rand -hex 32>",
+    "agent_api_token": "<a long random string: openssl rand -hex 32>",
 }
+
+# Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
+EMPTY_IS_UNSET = (
+    "agent_api_token",
+    "webhook_token",
+    "openai_api_key",
+    "openai_base_url",
+    "docker_host",
+    "market_predictor_url",
+    "notify_webhook_url",
+    "prometheus_url",
+    "policy_file",
+    "audit_key",
+    "devops_agent_url",
+    "devops_agent_token",
+)
+HTTP_URLS = (
+    "openai_base_url",
+    "market_predictor_url",
+    "notify_webhook_url",
+    "prometheus_url",
+    "devops_agent_url",
+)
+DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 
 
 class Settings(BaseSettings):
@@ -102,7 +134,7 @@ class Settings(BaseSettings):
     target_services: str = ""
     market_predictor_url: str | None = None
     notify_webhook_url: str | None = None
-    prometheus_url: str | None = Field(None, pattern=r"^https?://")
+    prometheus_url: str | None = None
 
     max_concurrent_runs: int = Field(8, ge=1, le=1000)
     # Several replicas on one PostgreSQL: a replica holds a run for this long, renewing it while
@@ -141,6 +173,28 @@ class Settings(BaseSettings):
     # Requests per second per client (IP and credential) on the API; 0 turns the limit off.
     rate_limit_per_second: float = Field(100, ge=0)
     rate_limit_burst: int = Field(1000, ge=1)
+    # Where the CLI's client commands (`demo`) reach a running service, and with which token.
+    devops_agent_url: str | None = None
+    devops_agent_token: SecretStr | None = None
+
+    @field_validator(*EMPTY_IS_UNSET, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(*HTTP_URLS)
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value, ("http", "https"))
+        return value
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_host(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value, DOCKER_SCHEMES)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -160,11 +214,19 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:///, postgresql:// or memory://")
         return value
 
-    @model_validator(mode="after")
-    def _production_needs_token(self) -> Settings:
-        if self.environment == "production" and not self.agent_api_token:
-            raise ValueError("AGENT_API_TOKEN is required when ENVIRONMENT=production")
-        return self
+    def missing_tokens(self, serving: bool) -> list[str]:
+        """The tokens ENVIRONMENT=production needs and that are unset: AGENT_API_TOKEN always,
+        WEBHOOK_TOKEN for a process that serves the webhook."""
+        if self.environment != "production":
+            return []
+        needed = {"AGENT_API_TOKEN": self.agent_api_token}
+        if serving:
+            needed["WEBHOOK_TOKEN"] = self.webhook_token
+        return [name for name, value in needed.items() if value is None]
+
+    @property
+    def on_postgres(self) -> bool:
+        return DatabaseUrl(self.resolved_database_url).kind == "postgresql"
 
     @property
     def resolved_database_url(self) -> str:
@@ -191,6 +253,25 @@ class Settings(BaseSettings):
         if self.reasoner == "auto":
             return self.openai_api_key is not None
         return self.reasoner == "llm"
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """Raise ValueError unless `value` is a URL of one of `schemes` with a host (or, for
+    unix://, a path) and a valid port. The message never repeats the value: a webhook URL
+    carries its secret in the path."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018  (raises ValueError when out of range or not a number)
+    except ValueError:
+        raise ValueError("is not a URL (bad host or port)") from None
+    if parts.scheme not in schemes:
+        names = [f"{s}://" for s in schemes]
+        raise ValueError(f"must start with {', '.join(names[:-1])} or {names[-1]}")
+    if parts.scheme in ("unix", "npipe"):
+        if not parts.path:
+            raise ValueError("names no socket path")
+    elif not parts.hostname:
+        raise ValueError("names no host")
 
 
 def parse_targets(text: str) -> dict[str, str]:
@@ -220,12 +301,38 @@ def describe_error(exc: ValidationError) -> str:
     return f"invalid setting {field.upper()}: {message}{hint}"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings; raise SettingsError with one clear line when wrong."""
+def requirement_problem(settings: Settings, serving: bool = False) -> str | None:
+    """What the settings lack as a whole (one line), or None: the tokens of production, and
+    AUDIT_KEY on PostgreSQL, where replicas that each made their own key would break the one
+    shared audit chain."""
+    missing = settings.missing_tokens(serving)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        example = EXAMPLES[missing[-1].lower()]
+        return (
+            f"invalid settings: {' and '.join(missing)} {verb} required when "
+            f"ENVIRONMENT=production (example: {missing[-1]}={example})"
+        )
+    if settings.on_postgres and settings.audit_key is None:
+        return (
+            "invalid setting AUDIT_KEY: required when DATABASE_URL is PostgreSQL: every replica "
+            "must sign the audit chain with the same key; on an existing deployment set it to "
+            f"the content of DATA_DIR/audit-key (example: AUDIT_KEY={EXAMPLES['audit_key']})"
+        )
+    return None
+
+
+def load_settings(*, serving: bool = False, **overrides: object) -> Settings:
+    """Read and validate the settings; raise SettingsError with one clear line when wrong.
+    `serving`: the process serves the webhook (`devops-agent serve`)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_error(exc)) from None
+    problem = requirement_problem(settings, serving)
+    if problem:
+        raise SettingsError(problem)
+    return settings
 
 
 @lru_cache(maxsize=1)

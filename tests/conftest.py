@@ -33,6 +33,9 @@ def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
 
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Every process on PostgreSQL must sign the shared audit chain with the same key (AUDIT_KEY is
+# required there): the servers and replicas that tests start on PostgreSQL all get this one.
+PG_AUDIT_KEY = "test-audit-key-" + secrets.token_hex(16)
 
 
 @pytest.fixture

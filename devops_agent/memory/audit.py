@@ -39,7 +39,10 @@ def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
         return configured.encode()
     path = data_dir / "audit-key"
     if path.exists():
-        return path.read_text().strip().encode()
+        key = path.read_text().strip()
+        if not key:
+            raise ValueError(f"{path} is empty: set AUDIT_KEY, or restore the file")
+        return key.encode()
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -15,14 +15,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, create_engine, text
+# Alembic announces each of its plugins at INFO when its modules are imported (on every start):
+# quiet before the import below, or the announcements are already out. The upgrades it runs
+# stay logged.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import Connection, create_engine, text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_LOCK = 72_410_002  # pg_advisory_xact_lock key: replicas starting together take turns
-# Alembic announces each of its plugins at INFO on every start; the upgrades it runs stay logged.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def config(connection: Connection | None = None) -> Config:

@@ -3,39 +3,67 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
-from devops_agent.config import Settings
-from devops_agent.memory.preflight import database_problem
+from devops_agent.config import Settings, SettingsError
+from devops_agent.errors import short_error
 from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.server.app import create_app
+from devops_agent.server.preflight import startup_problem
 
 log = logging.getLogger("devops_agent")
+STARTUP_ERROR = 2  # the exit code of a settings or start-up error (CONTRACT.md)
+SQLALCHEMY_TRAILERS = ("[SQL:", "[parameters:", "(Background on this error")
+
+
+class _NoTraceback(logging.Filter):
+    """uvicorn logs the whole traceback of a lifespan that failed (the text Starlette sends with
+    `lifespan.startup.failed`): keep its last line, the error itself. The checks of preflight.py
+    run first, so this is only for what fails between them and the lifespan (the database
+    going away in that moment)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith("Traceback"):
+            lines = [
+                line.strip()
+                for line in text.splitlines()
+                if line.strip() and not line.lstrip().startswith(SQLALCHEMY_TRAILERS)
+            ]
+            last = lines[-1] if lines else ""
+            record.msg, record.args = f"lifespan failed: {last[:300]}", None
+        return True
+
+
+def _refuse(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return STARTUP_ERROR
 
 
 def serve(settings: Settings) -> int:
     """Run the service until SIGINT/SIGTERM; the exit code for the CLI."""
+    problem = startup_problem(settings)
+    if problem:
+        return _refuse(problem)
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        return _refuse(f"cannot start: {exc}")
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # httpx logs every request URL at INFO; a NOTIFY_WEBHOOK_URL carries its secret in the path.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    problem = database_problem(settings.resolved_database_url)
-    if problem:
-        log.error("cannot start: %s", problem)
-        return 1
-    try:
-        hold_store(settings.resolved_database_url)
-    except StoreLocked as exc:
-        log.error("cannot start: %s", exc)
-        return 2
+    logging.getLogger("uvicorn.error").addFilter(_NoTraceback())
     try:
         app = create_app(settings)
+    except SettingsError as exc:
+        return _refuse(str(exc))
     except (OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
-        return 1
+        return _refuse(f"cannot start: {short_error(exc)}")
     config = uvicorn.Config(
         app,
         host=settings.api_host,
@@ -46,5 +74,8 @@ def serve(settings: Settings) -> int:
         log_config=None,  # keep the root logging configured above
     )
     server = uvicorn.Server(config)
-    server.run()
-    return 0 if server.started else 1
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind the port
+        return 0 if exc.code in (0, None) else STARTUP_ERROR
+    return 0 if server.started else STARTUP_ERROR

@@ -37,6 +37,7 @@ import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from devops_agent import faults, fencing
+from devops_agent.errors import short_error
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
@@ -310,7 +311,7 @@ class RunManager:
                 await self._let_go(run_id)
                 return
             log.exception("run %s failed", run_id)
-            message = f"{type(exc).__name__}: {exc}"[:2000]
+            message = short_error(exc)
             await self.repo.mark(
                 run_id, FAILED, error=message, clear_decision=True, owner=self.owner
             )

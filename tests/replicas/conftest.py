@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import PG_AUDIT_KEY
 from tests.server.conftest import DEADLINE, Server
 
 
@@ -59,7 +60,7 @@ def replicas(tmp_path: Path, pg_url: str) -> Iterator[Callable[..., list[Server]
     made: list[Server] = []
 
     def make(n: int, **env: str) -> list[Server]:
-        settings = {"DATABASE_URL": pg_url, **env}
+        settings = {"DATABASE_URL": pg_url, "AUDIT_KEY": PG_AUDIT_KEY, **env}
         servers = [Server(tmp_path / f"replica{len(made) + i}", env=settings) for i in range(n)]
         made.extend(servers)
         with ThreadPoolExecutor(n) as pool:

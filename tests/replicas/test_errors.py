@@ -1,4 +1,4 @@
-"""PostgreSQL unreachable: at start, one line and a non-zero exit; while running, the webhook
+"""PostgreSQL unreachable: at start, one line and exit code 2; while running, the webhook
 answers 503 (Alertmanager retries) and what it did accept is not lost."""
 
 from __future__ import annotations
@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.conftest import PG_AUDIT_KEY
 from tests.replicas.conftest import Database
 from tests.server.conftest import Server, alert_payload
 from tests.support.containers import free_port
 
 
-def test_unreachable_at_start_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
-    server = Server(tmp_path, env={"DATABASE_URL": f"postgresql://agent@127.0.0.1:{free_port()}/x"})
+def test_unreachable_at_start_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    url = f"postgresql://agent@127.0.0.1:{free_port()}/x"
+    server = Server(tmp_path, env={"DATABASE_URL": url, "AUDIT_KEY": PG_AUDIT_KEY})
     done = server.run_to_exit()
-    assert done.returncode != 0
+    assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "PostgreSQL at 127.0.0.1:" in lines[0] and "unreachable" in lines[0]

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import pytest
 
+from tests.conftest import PG_AUDIT_KEY
 from tests.server.conftest import Server, alert_payload, fixture, starts
 from tests.support.containers import Lab, wait_probe
 
@@ -21,7 +22,7 @@ def test_runs_on_postgres(
     lab: Lab,
     docker_client: docker.DockerClient,
 ) -> None:
-    server = make_server(DATABASE_URL=pg_url)
+    server = make_server(DATABASE_URL=pg_url, AUDIT_KEY=PG_AUDIT_KEY)
     captured = server.webhook(fixture("firing.json")).json()["runs"][0]
     assert server.wait_status(captured["run_id"], "completed")["outcome"] == "escalated"
 
@@ -53,7 +54,7 @@ def test_runs_on_postgres(
 def test_text_postgres_cannot_hold_is_a_4xx_not_a_5xx(
     make_server: Callable[..., Server], pg_url: str
 ) -> None:
-    server = make_server(DATABASE_URL=pg_url)
+    server = make_server(DATABASE_URL=pg_url, AUDIT_KEY=PG_AUDIT_KEY)
     assert server.get("/runs/abc%00def").status_code == 404
     assert server.get("/runs/" + "x" * 500).status_code == 404
     assert (

@@ -73,3 +73,75 @@ def test_process_ends_with_one_line_and_no_traceback(tmp_path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "API_PORT" in lines[0] and "Traceback" not in proc.stderr
     assert "sk-secret-value" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOTIFY_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/XXXX"),
+        ("NOTIFY_WEBHOOK_URL", "https://"),
+        ("OPENAI_BASE_URL", "127.0.0.1:11434/v1"),
+        ("PROMETHEUS_URL", "ftp://127.0.0.1:9090"),
+        ("PROMETHEUS_URL", "http://127.0.0.1:port"),
+        ("DOCKER_HOST", "/var/run/docker.sock"),
+        ("DOCKER_HOST", "unix://"),
+        ("DOCKER_HOST", "tcp://:2375"),
+    ],
+)
+def test_malformed_urls_are_refused_without_repeating_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, name: str, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message, _, example = str(info.value).partition(" (example: ")
+    assert name in message and example
+    assert value not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOTIFY_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/XXXX"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+        ("PROMETHEUS_URL", "http://prometheus:9090"),
+        ("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        ("DOCKER_HOST", "tcp://10.0.0.5:2376"),
+        ("DOCKER_HOST", "ssh://ops@build-host"),
+    ],
+)
+def test_right_urls_are_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, name: str, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    assert getattr(load_settings(), name.lower()) == value
+
+
+def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=\nOPENAI_BASE_URL=\nPOLICY_FILE=\n")
+    monkeypatch.setenv("REASONER", "auto")
+    monkeypatch.setenv("AUDIT_KEY", "  ")
+    s = load_settings()
+    assert s.openai_api_key is None and not s.uses_llm()
+    assert s.openai_base_url is None and s.policy_file is None and s.audit_key is None
+
+
+def test_serving_in_production_needs_both_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("AGENT_API_TOKEN", "a" * 32)
+    monkeypatch.delenv("WEBHOOK_TOKEN", raising=False)
+    assert load_settings().environment == "production"  # run-alert, audit verify
+    with pytest.raises(SettingsError, match="WEBHOOK_TOKEN is required"):
+        load_settings(serving=True)
+
+
+def test_postgres_needs_audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://agent@db.internal/agent")
+    monkeypatch.delenv("AUDIT_KEY", raising=False)
+    with pytest.raises(SettingsError, match="AUDIT_KEY"):
+        load_settings()
+    monkeypatch.setenv("AUDIT_KEY", "k" * 64)
+    assert load_settings().audit_key is not None

@@ -1,0 +1,1 @@
+"""`devops-agent demo`: one command that shows the product working on a broken container."""
