@@ -16,8 +16,9 @@ from typing import Any
 
 from devops_agent.reasoning.answers import AnswerSpec
 from devops_agent.reasoning.base import Investigation
+from devops_agent.redact import redact_data
 from devops_agent.state import CATEGORIES, Diagnosis, Evidence
-from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap, redact
+from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap
 from devops_agent.tools.registry import OperationSpec
 
 DATA_CAP = 24_000  # characters of quoted data in one user message
@@ -99,10 +100,8 @@ def quote(nonce: str, text: str) -> str:
 
 
 def _dump(payload: Any) -> str:
-    return cap(
-        redact(json.dumps(payload, default=str, ensure_ascii=False, separators=(",", ":"))),
-        DATA_CAP,
-    )
+    text = json.dumps(redact_data(payload), default=str, ensure_ascii=False, separators=(",", ":"))
+    return cap(text, DATA_CAP)
 
 
 def _categories() -> str:

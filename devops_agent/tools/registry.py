@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from devops_agent.redact import redact, redact_data
 from devops_agent.state import Target
 
 Risk = Literal["low", "medium", "high"]
@@ -158,4 +159,9 @@ class Registry:
         target = str(params.get("target", ""))
         if isinstance(parsed, str):
             return OperationResult.failure(operation, target, "invalid", parsed)
-        return await self.backend.run(operation, parsed)
+        result = await self.backend.run(operation, parsed)
+        # Evidence is masked here, where it is gathered: no secret reaches a checkpoint, the
+        # audit trail, an incident or the ledger (devops_agent/redact.py).
+        return result.model_copy(
+            update={"message": redact(result.message), "data": redact_data(result.data)}
+        )

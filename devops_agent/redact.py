@@ -1,0 +1,387 @@
+"""Masking secrets in everything that leaves the agent: one module, used everywhere.
+
+Evidence is masked where it is gathered (`Registry.run`, the log reader), so checkpoints, the
+audit trail, incidents and the ledger never hold a secret; and again at every exit (prompts and
+tool results for the model, notifications, the API, the process's own log), so a path that
+skipped the first pass still cannot leak. Masking twice changes nothing.
+
+A masked value becomes `***`; what says which kind of secret it was stays (`DB_PASSWORD=***`,
+`Authorization: Bearer ***`, `postgres://app:***@db`, `ghp_***`, the PEM markers).
+
+Every pattern is linear: character classes with bounded repeats, alternatives that begin with
+different characters, no repeated group that can match the same text in two ways. PEM blocks,
+which span lines, are followed line by line in Python rather than by a regex.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+MASK = "***"
+
+# -- which names hold secrets --------------------------------------------------------------------
+
+# A name ending in one of these holds a secret, whatever comes before (DB_PASSWORD, dbPassword).
+_STRONG_ENDINGS = (
+    "password", "passwd", "passphrase", "secret", "token", "credentials", "credential",
+    "apikey", "accesskey", "secretkey", "privatekey",
+)  # fmt: skip
+# Short words that count only as a whole part of the name (DB_PASS, MYSQL_PWD; not bypass, spwd).
+_STRONG_PARTS = ("pass", "pwd", "creds", "dsn")
+# Parts whose value is masked when it looks random (session=8f3a..., not session=expired).
+_WEAK_ENDINGS = ("session", "sessionid", "signature", "cookie", "hmac")
+_WEAK_PARTS = ("key", "auth", "sid", "sig", "salt", "otp", "pin", "jwt", "cred", "private")
+# Before `key`, these make it a secret whatever its value (API_KEY, signing_key, x-api-key).
+_KEY_HINTS = (
+    "api", "access", "secret", "private", "sign", "crypt", "master", "client", "license",
+    "account", "auth", "ssh", "gpg", "pgp", "storage", "webhook", "admin", "deploy",
+)  # fmt: skip
+_HEADER_NAMES = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+
+
+def _ends_with_part(name: str, lower: str, word: str) -> bool:
+    """`word` ends the name as a whole part: after a separator, a camelCase hump, or alone."""
+    if not lower.endswith(word):
+        return False
+    cut = len(name) - len(word)
+    if cut == 0 or name[cut - 1] in "_.-":
+        return True
+    return name[cut].isupper() and (name[cut - 1].islower() or name[cut - 1].isdigit())
+
+
+@lru_cache(maxsize=4096)  # logs repeat the same few names
+def secret_name(name: str) -> str | None:
+    """'strong' when a value under this name is a secret, 'weak' when it is one if it looks
+    random, None otherwise (password_policy, token_count, monkey)."""
+    bare = name.strip("-\"'\\")
+    lower = bare.lower()
+    if lower.replace("_", "").replace("-", "").replace(".", "").endswith(_STRONG_ENDINGS):
+        return "strong"
+    if any(_ends_with_part(bare, lower, word) for word in _STRONG_PARTS) and lower != "pass":
+        return "strong"  # a bare PASS is a test result, not a password
+    if _ends_with_part(bare, lower, "key"):
+        before = lower[: -len("key")]
+        if any(hint in before for hint in _KEY_HINTS):
+            return "strong"
+        if before and bare == bare.upper() and any(c.isalpha() for c in before):
+            return "strong"  # environment style: SENTRY_KEY, STRIPE_KEY
+        return "weak"
+    if lower.endswith(_WEAK_ENDINGS) or any(_ends_with_part(bare, lower, w) for w in _WEAK_PARTS):
+        return "weak"
+    return None
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(value)
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+def _classes(value: str) -> int:
+    return (
+        any(c.islower() for c in value)
+        + any(c.isupper() for c in value)
+        + any(c.isdigit() for c in value)
+    )
+
+
+def looks_random(value: str, min_length: int = 16, min_entropy: float = 3.0) -> bool:
+    """Long enough, of two kinds of characters at least, and varied: a key, not a word."""
+    return len(value) >= min_length and _classes(value) >= 2 and entropy(value) >= min_entropy
+
+
+def _value_is_secret(name: str, value: str, kind: str) -> bool:
+    if not value or value == MASK:
+        return False
+    if name.lower().endswith("pwd") and value[0] in "/~.":
+        return False  # PWD=/srv/app, OLDPWD=~: the working directory, not a password
+    return kind == "strong" or looks_random(value)
+
+
+# -- patterns -------------------------------------------------------------------------------------
+
+_AUTH_HEADER = re.compile(
+    r"(?i)(?<![\w-])((?:proxy-)?authorization\\?[\"']?[ \t]{0,3}[:=][ \t]{0,3}\\?[\"']?)"
+    r"((?:bearer|basic|token|digest|negotiate|bot|apikey|sso-key)[ \t]{1,3})?"
+    r"[^\s\"'\\]{1,4096}"
+)
+_COOKIE_HEADER = re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[ \t]{0,3}:[ \t]{0,3})[^\r\n]{1,4096}")
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{1,30}://[^\s:/@\"'<>]{0,200}:)[^\s\"'/?#<>]{1,300}@"
+)
+_WEBHOOK_URLS = re.compile(
+    r"(?i)((?:hooks\.slack\.com/(?:services|workflows)/[A-Z0-9]{1,20}/[A-Z0-9]{1,20}/"
+    r"|discord(?:app)?\.com/api/webhooks/[0-9]{1,25}/))[A-Za-z0-9_-]{8,128}"
+)
+# Tokens with a recognisable prefix, which stays: ghp_***.
+_PREFIXED = re.compile(
+    r"(?<![A-Za-z0-9_-])("
+    r"gh[pousr]_(?=[A-Za-z0-9]{30})|github_pat_(?=[A-Za-z0-9_]{22})"
+    r"|gl(?:pat|dt|rt|ptt|soat|cbt|oas|imt|agent|ft)-(?=[A-Za-z0-9_-]{20})|GR1348941(?=[A-Za-z0-9_-]{20})"
+    r"|xox[abposer]-(?=[A-Za-z0-9-]{10})|xapp-(?=[A-Za-z0-9-]{10})"
+    r"|(?:sk|rk|pk)_(?:live|test)_(?=[A-Za-z0-9]{10})|whsec_(?=[A-Za-z0-9]{20})"
+    r"|AIza(?=[A-Za-z0-9_-]{30})|GOCSPX-(?=[A-Za-z0-9_-]{20})|ya29\.(?=[A-Za-z0-9_-]{20})"
+    r"|sk-(?=[A-Za-z0-9_-]{20})|npm_(?=[A-Za-z0-9]{30})|pypi-(?=AgE[A-Za-z0-9_-]{30})"
+    r"|hf_(?=[A-Za-z0-9]{30})|dop_v1_(?=[a-f0-9]{40})|shp(?:at|ss|ca)_(?=[a-fA-F0-9]{30})"
+    r"|SG\.(?=[A-Za-z0-9_-]{16,32}\.)|eyJ(?=[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{8})"
+    r"|(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)(?=[A-Z0-9]{16}(?![A-Za-z0-9]))"
+    r")[A-Za-z0-9_.-]{1,4096}"
+)
+_PREFIX_HINTS = (
+    "gh", "github_pat_", "gl", "GR1348941", "xox", "xapp-", "_live_", "_test_", "whsec_",
+    "AIza", "GOCSPX-", "ya29.", "sk-", "npm_", "pypi-", "hf_", "dop_v1_", "shp", "SG.", "eyJ",
+    "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA",
+)  # fmt: skip
+# A name, the closing quote of a quoted name, and a separator; then, read apart, its value
+# (quoted three ways, or bare). Apart, so that a value never hides the next name from the scan.
+_NAME_SEP = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<name>-{0,2}[A-Za-z_][A-Za-z0-9_.-]{0,63})(?:\\?[\"'])?"
+    r"[ \t]{0,3}(?:=>|[:=])[ \t]{0,3}"
+)
+_VALUE = re.compile(
+    r"\"(?P<dq>[^\"\n]{0,400})\"|'(?P<sq>[^'\n]{0,400})'|\\\"(?P<eq>[^\"\\\n]{0,400})\\\""
+    r"|(?P<bare>[^\s\"'\\,;&<>(){}\[\]]{1,400})"
+)
+_FLAG = re.compile(
+    r"(?<![\w-])(?P<name>--?[A-Za-z][A-Za-z0-9_-]{0,63})[ \t]{1,3}(?P<bare>[^\s\"'\\-][^\s\"'\\]{0,400})"
+)
+_XML_ELEMENT = re.compile(
+    r"(?i)(<[A-Za-z0-9_:.-]{0,40}(?:password|passwd|secret|token|apikey|api_key)>)[^<\n]{1,400}(</)"
+)
+_BEARER = re.compile(r"(?i)(?<![\w-])(bearer[ \t]{1,3})([A-Za-z0-9._~+/=-]{8,4096})")
+_BASIC = re.compile(r"(?i)(?<![\w-])(basic[ \t]{1,3})([A-Za-z0-9+/]{6,4096}={0,2})(?![\w+/=])")
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{40,}={0,2}(?![A-Za-z0-9+/=_-])")
+
+
+def _mask_pairs(text: str) -> str:
+    """Mask the value of every `name=value` (`:`, `=>`, quoted or not) whose name is a secret's."""
+    parts: list[str] = []
+    done = 0
+    for found in _NAME_SEP.finditer(text):
+        if found.start() < done:
+            continue  # inside a value masked already
+        name = found["name"]
+        kind = secret_name(name)
+        value = _VALUE.match(text, found.end()) if kind else None
+        if kind is None or value is None:
+            continue
+        group = next(g for g in ("dq", "sq", "eq", "bare") if value[g] is not None)
+        if _value_is_secret(name, value[group], kind):
+            parts += (text[done : value.start(group)], MASK)
+            done = value.end(group)
+    return "".join(parts) + text[done:] if parts else text
+
+
+def _flag(match: re.Match[str]) -> str:
+    name = match["name"]
+    if not name.startswith("--") or secret_name(name) != "strong":
+        return match[0]
+    return f"{name}{match[0][len(name) : match.start('bare') - match.start()]}{MASK}"
+
+
+def _bearer(match: re.Match[str]) -> str:
+    token = match[2]
+    if token == MASK or not (looks_random(token, 12) or "." in token.strip(".")):
+        return match[0]
+    return match[1] + MASK
+
+
+def _basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match[2] + "=" * (-len(match[2]) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]
+    return match[1] + MASK if b":" in decoded else match[0]
+
+
+def _long_token(match: re.Match[str]) -> str:
+    """A long random word: base64 or base64url. Paths (a slash every few characters) and
+    snake_case names (a separator every few) are not."""
+    token = match[0]
+    size = len(token)
+    if token.count("/") * 16 > size or (token.count("_") + token.count("-")) * 8 > size:
+        return token
+    return MASK if _classes(token) == 3 and entropy(token) >= 4.0 else token
+
+
+def _sub(pattern: re.Pattern[str], replacement: Any) -> Callable[[str], str]:
+    return lambda text: pattern.sub(replacement, text)
+
+
+# In order, each with the literal strings one of which a text needs for the rule to apply (a
+# cheap test that spares most log lines most rules).
+_RULES: tuple[tuple[Callable[[str], str], tuple[str, ...]], ...] = (
+    (_sub(_AUTH_HEADER, r"\1\2" + MASK), ("uthorization", "UTHORIZATION")),
+    (_sub(_COOKIE_HEADER, r"\1" + MASK), ("ookie", "OOKIE")),
+    (_sub(_URL_CREDENTIALS, r"\1" + MASK + "@"), ("://",)),
+    (_sub(_WEBHOOK_URLS, r"\1" + MASK), ("hooks.slack.com", "/api/webhooks/")),
+    (_sub(_PREFIXED, r"\1" + MASK), _PREFIX_HINTS),
+    (_mask_pairs, ("=", ":")),
+    (_sub(_XML_ELEMENT, r"\1" + MASK + r"\2"), ("</",)),
+    (_sub(_FLAG, _flag), ("--",)),
+    (_sub(_BEARER, _bearer), ("earer", "EARER")),
+    (_sub(_BASIC, _basic), ("asic", "ASIC")),
+    (_sub(_LONG_TOKEN, _long_token), ()),
+)
+
+
+def _redact_line(text: str) -> str:
+    for rule, hints in _RULES:
+        if not hints or any(hint in text for hint in hints):
+            text = rule(text)
+    return text
+
+
+# -- PEM blocks and other keys that span lines ---------------------------------------------------
+
+_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}-----")
+_END = re.compile(r"-----END [A-Z0-9 ]{1,64}-----")
+_PEM_HEADER = re.compile(r"^\s{0,8}(?:Proc-Type|DEK-Info|Comment|Version|Hash):")
+_PUTTY_PRIVATE = re.compile(r"Private-Lines:[ \t]{0,3}(\d{1,4})")
+_B64 = re.compile(r"^[A-Za-z0-9+/]{1,128}={0,2}$")
+
+
+def _last_token(line: str) -> str:
+    parts = line.rsplit(None, 1)
+    return parts[-1] if parts else ""
+
+
+def _body(line: str, last: bool = False) -> bool:
+    """Whether the line may be a line of a key's body (its last base64 word, or a header).
+
+    The last line of a body may be short; the others are long and mixed (never plain words)."""
+    token = _last_token(line)
+    if not line.strip() or _PEM_HEADER.match(line):
+        return True
+    if not _B64.match(token):
+        return False
+    if last:  # short, but still not a plain word
+        return _classes(token) >= 2 or any(c in token for c in "+/=")
+    return len(token) >= 16 and _classes(token) == 3
+
+
+def redact_lines(lines: Sequence[str]) -> list[str]:
+    """Mask lines of log text, following PEM blocks (and PuTTY keys) across lines: a block's
+    body is masked whole, also when its BEGIN or its END line is missing (a tail cut in two)."""
+    out = list(lines)
+    i, count = 0, len(out)
+    floor = 0  # a walk back never goes below the end of the last block: each line once
+    while i < count:
+        line = out[i]
+        begin, end = _BEGIN.search(line), _END.search(line)
+        putty = _PUTTY_PRIVATE.search(line)
+        if begin is not None:
+            after = _END.search(line, begin.end())
+            if after is not None:  # a whole block on one line (escaped newlines, JSON)
+                out[i] = (
+                    _redact_line(line[: begin.start()]) + begin[0] + MASK + line[after.start() :]
+                )
+                i += 1
+                continue
+            rest = MASK if line[begin.end() :].strip() else ""
+            out[i] = _redact_line(line[: begin.start()]) + begin[0] + rest
+            i += 1
+            while i < count and _END.search(out[i]) is None:
+                closing = i + 1 < count and _END.search(out[i + 1]) is not None
+                if not _body(out[i], last=closing):
+                    break
+                out[i] = MASK
+                i += 1
+            floor = i
+            continue
+        if end is not None:  # an END whose BEGIN is not here: walk back over the body
+            j = i - 1
+            if j >= floor and _body(out[j], last=True):
+                out[j] = MASK
+                j -= 1
+            while j >= floor and (out[j] == MASK or _body(out[j])):
+                out[j] = MASK
+                j -= 1
+            floor = i + 1
+            out[i] = (MASK + " " if line[: end.start()].strip() else "") + line[end.start() :]
+        elif putty is not None:
+            stop = min(count, i + 1 + int(putty[1]))
+            for j in range(i + 1, stop):
+                out[j] = MASK
+            out[i] = _redact_line(line)
+            i = floor = stop
+            continue
+        else:
+            out[i] = _redact_line(line)
+        i += 1
+    return out
+
+
+def redact(text: str) -> str:
+    """`text` with every secret it holds masked."""
+    if "-----" in text or "Private-Lines" in text:
+        return "\n".join(redact_lines(text.split("\n")))
+    return _redact_line(text)
+
+
+def redact_data(value: Any) -> Any:
+    """A copy of JSON-like data with every string masked; a list of strings is read as lines
+    (so a PEM block split over them is masked whole), and a value under a secret's name
+    (`{"password": ...}`, `{"Authorization": ...}`) is masked whole."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _field(key, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(item, str) for item in value):
+            masked: list[Any] = redact_lines(value)
+        else:
+            masked = [redact_data(item) for item in value]
+        return type(value)(masked)
+    return value
+
+
+def _field(key: Any, value: Any) -> Any:
+    if (
+        isinstance(key, str)
+        and isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+    ):
+        kind = "strong" if key.lower() in _HEADER_NAMES else secret_name(key)
+        if kind is not None and _value_is_secret(key, str(value), kind):
+            return MASK
+    return redact_data(value)
+
+
+# -- the process's own log ------------------------------------------------------------------------
+
+
+class RedactingFilter(logging.Filter):
+    """Masks each record after its arguments are formatted in (and its traceback), so a secret
+    passed as `%s` is caught too. Install it on handlers: a logger's filters miss the records
+    that its children propagate."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it itself
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Put a RedactingFilter on every handler of `logger` (default: the root logger), once."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
