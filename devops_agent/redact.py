@@ -203,14 +203,22 @@ def _basic(match: re.Match[str]) -> str:
     return match[1] + MASK if b":" in decoded else match[0]
 
 
+def _kind(c: str) -> int:
+    return 0 if c.islower() else 1 if c.isupper() else 2 if c.isdigit() else 3
+
+
 def _long_token(match: re.Match[str]) -> str:
-    """A long random word: base64 or base64url. Paths (a slash every few characters) and
-    snake_case names (a separator every few) are not."""
+    """A long random word (base64, base64url) is masked. Not a path (a slash every few
+    characters), a snake_case name (a separator every few) or a CamelCase name (random text
+    changes between lower case, upper case and digits at two characters in three, a name at
+    one in four or five)."""
     token = match[0]
     size = len(token)
     if token.count("/") * 16 > size or (token.count("_") + token.count("-")) * 8 > size:
         return token
-    return MASK if _classes(token) == 3 and entropy(token) >= 4.0 else token
+    changes = sum(_kind(a) != _kind(b) for a, b in zip(token, token[1:], strict=False))
+    random = _classes(token) == 3 and changes >= 0.3 * (size - 1) and entropy(token) >= 3.9
+    return MASK if random else token
 
 
 def _sub(pattern: re.Pattern[str], replacement: Any) -> Callable[[str], str]:
