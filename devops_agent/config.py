@@ -53,6 +53,7 @@ EXAMPLES: dict[str, str] = {
     "prometheus_url": "http://127.0.0.1:9090",
     "rate_limit_per_second": "100",
     "rate_limit_burst": "1000",
+    "redact_identifiers": "false",
 }
 
 
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_breaker_failures: int = Field(5, ge=1)
     llm_breaker_window: float = Field(60, gt=0)
+    # Host names, IP and e-mail addresses reach the model as pseudonyms (host-1, ip-2, email-1).
+    redact_identifiers: bool = False
 
     safety_mode: bool = True
     confidence_threshold: float = Field(0.8, ge=0.0, le=1.0)

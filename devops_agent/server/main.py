@@ -8,6 +8,7 @@ import uvicorn
 
 from devops_agent.config import Settings
 from devops_agent.memory.preflight import database_problem
+from devops_agent.redact import install_log_redaction
 from devops_agent.server.app import create_app
 
 log = logging.getLogger("devops_agent")
@@ -18,6 +19,7 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every line the process writes, uvicorn's too, is masked
     # httpx logs every request URL at INFO; a NOTIFY_WEBHOOK_URL carries its secret in the path.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -74,6 +74,7 @@ class ToolSession:
     allowed_targets: frozenset[str]
     budget: int
     quote: Callable[[str], str] = str  # wraps outputs as quoted data (see reasoning/prompts.py)
+    reveal: Callable[[str], str] = str  # maps the model's pseudonyms back (REDACT_IDENTIFIERS)
     calls: int = 0
     seen: set[str] = field(default_factory=set)
     used: list[str] = field(default_factory=list)
@@ -116,6 +117,7 @@ def _invalid(exc: ValidationError) -> str:
 
 
 async def _call(registry: Registry, session: ToolSession, operation: str, **params: Any) -> str:
+    params = {k: session.reveal(v) if isinstance(v, str) else v for k, v in params.items()}
     why = session.admit(operation, params)
     if why is not None:
         return why
