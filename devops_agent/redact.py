@@ -1,16 +1,13 @@
 """Masking secrets in everything that leaves the agent: one module, used everywhere.
 
-Evidence is masked where it is gathered (`Registry.run`, the log reader), so checkpoints, the
-audit trail, incidents and the ledger never hold a secret; and again at every exit (prompts and
-tool results for the model, notifications, the API, the process's own log), so a path that
-skipped the first pass still cannot leak. Masking twice changes nothing.
-
-A masked value becomes `***`; what says which kind of secret it was stays (`DB_PASSWORD=***`,
-`Authorization: Bearer ***`, `postgres://app:***@db`, `ghp_***`, the PEM markers).
+Evidence is masked where it is gathered (`Registry.run`, the log reader), so no checkpoint, audit
+row, incident or ledger entry holds a secret; and again at every exit (what the model reads,
+notifications, the API, the process's own log). Masking twice changes nothing. A masked value
+becomes `***`; what tells its kind stays (`DB_PASSWORD=***`, `Bearer ***`, `ghp_***`, PEM markers).
 
 Every pattern is linear: character classes with bounded repeats, alternatives that begin with
-different characters, no repeated group that can match the same text in two ways. PEM blocks,
-which span lines, are followed line by line in Python rather than by a regex.
+different characters, no repeated group that can match one text in two ways. PEM blocks, which
+span lines, are followed line by line in Python, not by a regex.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 MASK = "***"
@@ -87,11 +84,8 @@ def entropy(value: str) -> float:
 
 
 def _classes(value: str) -> int:
-    return (
-        any(c.islower() for c in value)
-        + any(c.isupper() for c in value)
-        + any(c.isdigit() for c in value)
-    )
+    """How many of lower case, upper case and digits the value has."""
+    return sum(any(map(test, value)) for test in (str.islower, str.isupper, str.isdigit))
 
 
 def looks_random(value: str, min_length: int = 16, min_entropy: float = 3.0) -> bool:
@@ -114,7 +108,10 @@ _AUTH_HEADER = re.compile(
     r"((?:bearer|basic|token|digest|negotiate|bot|apikey|sso-key)[ \t]{1,3})?"
     r"[^\s\"'\\]{1,4096}"
 )
-_COOKIE_HEADER = re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[ \t]{0,3}:[ \t]{0,3})[^\r\n]{1,4096}")
+# A cookie header's value runs to the end of the line, or of the quoted string it is in.
+_COOKIE_HEADER = re.compile(
+    r"(?i)(?<![\w-])((?:set-)?cookie[ \t]{0,3}:[ \t]{0,3})[^\r\n\"'\\]{1,4096}"
+)
 _URL_CREDENTIALS = re.compile(
     r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{1,30}://[^\s:/@\"'<>]{0,200}:)[^\s\"'/?#<>]{1,300}@"
 )
@@ -221,24 +218,20 @@ def _long_token(match: re.Match[str]) -> str:
     return MASK if random else token
 
 
-def _sub(pattern: re.Pattern[str], replacement: Any) -> Callable[[str], str]:
-    return lambda text: pattern.sub(replacement, text)
-
-
 # In order, each with the literal strings one of which a text needs for the rule to apply (a
 # cheap test that spares most log lines most rules).
 _RULES: tuple[tuple[Callable[[str], str], tuple[str, ...]], ...] = (
-    (_sub(_AUTH_HEADER, r"\1\2" + MASK), ("uthorization", "UTHORIZATION")),
-    (_sub(_COOKIE_HEADER, r"\1" + MASK), ("ookie", "OOKIE")),
-    (_sub(_URL_CREDENTIALS, r"\1" + MASK + "@"), ("://",)),
-    (_sub(_WEBHOOK_URLS, r"\1" + MASK), ("hooks.slack.com", "/api/webhooks/")),
-    (_sub(_PREFIXED, r"\1" + MASK), _PREFIX_HINTS),
+    (partial(_AUTH_HEADER.sub, r"\1\2" + MASK), ("uthorization", "UTHORIZATION")),
+    (partial(_COOKIE_HEADER.sub, r"\1" + MASK), ("ookie", "OOKIE")),
+    (partial(_URL_CREDENTIALS.sub, r"\1" + MASK + "@"), ("://",)),
+    (partial(_WEBHOOK_URLS.sub, r"\1" + MASK), ("hooks.slack.com", "/api/webhooks/")),
+    (partial(_PREFIXED.sub, r"\1" + MASK), _PREFIX_HINTS),
     (_mask_pairs, ("=", ":")),
-    (_sub(_XML_ELEMENT, r"\1" + MASK + r"\2"), ("</",)),
-    (_sub(_FLAG, _flag), ("--",)),
-    (_sub(_BEARER, _bearer), ("earer", "EARER")),
-    (_sub(_BASIC, _basic), ("asic", "ASIC")),
-    (_sub(_LONG_TOKEN, _long_token), ()),
+    (partial(_XML_ELEMENT.sub, r"\1" + MASK + r"\2"), ("</",)),
+    (partial(_FLAG.sub, _flag), ("--",)),
+    (partial(_BEARER.sub, _bearer), ("earer", "EARER")),
+    (partial(_BASIC.sub, _basic), ("asic", "ASIC")),
+    (partial(_LONG_TOKEN.sub, _long_token), ()),
 )
 
 
@@ -256,18 +249,12 @@ _END = re.compile(r"-----END [A-Z0-9 ]{1,64}-----")
 _PEM_HEADER = re.compile(r"^\s{0,8}(?:Proc-Type|DEK-Info|Comment|Version|Hash):")
 _PUTTY_PRIVATE = re.compile(r"Private-Lines:[ \t]{0,3}(\d{1,4})")
 _B64 = re.compile(r"^[A-Za-z0-9+/]{1,128}={0,2}$")
-
-
-def _last_token(line: str) -> str:
-    parts = line.rsplit(None, 1)
-    return parts[-1] if parts else ""
+_TRAILING_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{4,128}={0,2}$")
 
 
 def _body(line: str, last: bool = False) -> bool:
-    """Whether the line may be a line of a key's body (its last base64 word, or a header).
-
-    The last line of a body may be short; the others are long and mixed (never plain words)."""
-    token = _last_token(line)
+    """Whether the line may be of a key's body: long, mixed base64 (the last line may be short)."""
+    token = (line.rsplit(None, 1) or [""])[-1]
     if not line.strip() or _PEM_HEADER.match(line):
         return True
     if not _B64.match(token):
@@ -277,55 +264,79 @@ def _body(line: str, last: bool = False) -> bool:
     return len(token) >= 16 and _classes(token) == 3
 
 
+def _inline_blocks(line: str) -> tuple[str, bool]:
+    """Mask the blocks begun on this line: each to its END, or the end of the quoted string it is
+    in (JSON), or the end of the line, where it goes on below (then True)."""
+    parts: list[str] = []
+    pos = 0
+    while (begin := _BEGIN.search(line, pos)) is not None:
+        parts += (_redact_line(line[pos : begin.start()]), begin[0])
+        end, quote = _END.search(line, begin.end()), line.find('"', begin.end())
+        if end is not None and (quote < 0 or end.start() < quote):
+            parts += (MASK, end[0])
+            pos = end.end()
+        elif quote >= 0:
+            parts.append(MASK if line[begin.end() : quote].strip("\\ ") else "")
+            pos = quote - (line[quote - 1] == "\\")  # keep an escaped quote escaped
+        else:
+            return "".join(parts) + (MASK if line[begin.end() :].strip() else ""), True
+    return "".join(parts) + _redact_line(line[pos:]), False
+
+
+def _walk_back(out: list[str], i: int, floor: int) -> None:
+    """Mask the body above an END whose BEGIN is not in the lines (a tail begun inside)."""
+    j = i - 1
+    if j >= floor and _body(out[j], last=True):
+        out[j] = MASK
+        j -= 1
+    while j >= floor and (out[j] == MASK or _body(out[j])):
+        out[j] = MASK
+        j -= 1
+
+
+def _mask_body(out: list[str], i: int) -> int:
+    """Mask the body below a BEGIN, up to its END or a line that is no body's; where it ends."""
+    while i < len(out) and _END.search(out[i]) is None:
+        closing = i + 1 < len(out) and _END.search(out[i + 1]) is not None
+        if not _body(out[i], last=closing):
+            break
+        out[i] = MASK
+        i += 1
+    return i
+
+
 def redact_lines(lines: Sequence[str]) -> list[str]:
-    """Mask lines of log text, following PEM blocks (and PuTTY keys) across lines: a block's
-    body is masked whole, also when its BEGIN or its END line is missing (a tail cut in two)."""
+    """Mask lines of log text, following PEM blocks (and PuTTY keys) across lines: a body is
+    masked whole, also when its BEGIN or END is not in the lines. Each line is read a few times."""
     out = list(lines)
-    i, count = 0, len(out)
-    floor = 0  # a walk back never goes below the end of the last block: each line once
-    while i < count:
+    i, floor = 0, 0  # a walk back never goes above the end of the last block
+    while i < len(out):
         line = out[i]
         begin, end = _BEGIN.search(line), _END.search(line)
         putty = _PUTTY_PRIVATE.search(line)
-        if begin is not None:
-            after = _END.search(line, begin.end())
-            if after is not None:  # a whole block on one line (escaped newlines, JSON)
-                out[i] = (
-                    _redact_line(line[: begin.start()]) + begin[0] + MASK + line[after.start() :]
-                )
-                i += 1
-                continue
-            rest = MASK if line[begin.end() :].strip() else ""
-            out[i] = _redact_line(line[: begin.start()]) + begin[0] + rest
-            i += 1
-            while i < count and _END.search(out[i]) is None:
-                closing = i + 1 < count and _END.search(out[i + 1]) is not None
-                if not _body(out[i], last=closing):
-                    break
-                out[i] = MASK
-                i += 1
-            floor = i
-            continue
-        if end is not None:  # an END whose BEGIN is not here: walk back over the body
-            j = i - 1
-            if j >= floor and _body(out[j], last=True):
-                out[j] = MASK
-                j -= 1
-            while j >= floor and (out[j] == MASK or _body(out[j])):
-                out[j] = MASK
-                j -= 1
-            floor = i + 1
-            out[i] = (MASK + " " if line[: end.start()].strip() else "") + line[end.start() :]
+        if end is not None and (begin is None or end.start() < begin.start()):
+            _walk_back(out, i, floor)
+            prefix = line[: end.start()]
+            run = _TRAILING_B64.search(prefix)
+            prefix = _redact_line(prefix[: run.start()]) + MASK if run else _redact_line(prefix)
+            rest, open_block = _inline_blocks(line[end.start() :])
+            out[i] = prefix + rest
+        elif begin is not None:
+            out[i], open_block = _inline_blocks(line)
         elif putty is not None:
-            stop = min(count, i + 1 + int(putty[1]))
-            for j in range(i + 1, stop):
-                out[j] = MASK
+            stop = min(len(out), i + 1 + int(putty[1]))
+            out[i + 1 : stop] = [MASK] * (stop - i - 1)
             out[i] = _redact_line(line)
             i = floor = stop
             continue
         else:
             out[i] = _redact_line(line)
+            i += 1
+            continue
         i += 1
+        if open_block:
+            i = _mask_body(out, i)
+        floor = i
     return out
 
 
@@ -354,11 +365,7 @@ def redact_data(value: Any) -> Any:
 
 
 def _field(key: Any, value: Any) -> Any:
-    if (
-        isinstance(key, str)
-        and isinstance(value, str | int | float)
-        and not isinstance(value, bool)
-    ):
+    if isinstance(key, str) and type(value) in (str, int, float):
         kind = "strong" if key.lower() in _HEADER_NAMES else secret_name(key)
         if kind is not None and _value_is_secret(key, str(value), kind):
             return MASK
@@ -381,10 +388,8 @@ class RedactingFilter(logging.Filter):
         record.msg, record.args = redact(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+        record.exc_text = redact(record.exc_text) if record.exc_text else record.exc_text
+        record.stack_info = redact(record.stack_info) if record.stack_info else None
         return True
 
 
