@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from devops_agent.context import AgentContext
 from devops_agent.reasoning.identifiers import Pseudonyms
 from devops_agent.tools.fake import FakeBackend, FakeService
@@ -19,7 +21,9 @@ from tests.llm.conftest import (
     step,
 )
 from tests.llm.server import ScriptedLLM, call, tools
+from tests.support.containers import Lab, container_state, logs, probe, wait_for
 
+PANIC = "panic: runtime error: invalid memory address or nil pointer dereference"
 SERVICE = "checkout-7f3a9c"
 IDENTIFIERS = [
     SERVICE,
@@ -34,7 +38,7 @@ LOGS = [
     "warn: slow answer from db-primary.prod.example.com (10.20.30.40:5432)",
     "error: upstream 172.17.0.9 refused; also tried fd00:dead:beef::17",
     "error: paging ops-oncall@example.com",
-    "panic: runtime error: invalid memory address or nil pointer dereference",
+    PANIC,
 ]
 
 
@@ -120,3 +124,29 @@ async def test_without_the_setting_the_model_reads_the_real_names(
     state = await run_incident(ctx, alert(SERVICE))
     assert all(name in _bodies(llm) for name in IDENTIFIERS)
     assert state["outcome"] == "resolved"
+
+
+@pytest.mark.docker
+async def test_on_a_real_container_the_restart_acts_on_the_real_service(
+    tmp_path: Any, lab: Lab, llm: ScriptedLLM
+) -> None:
+    app = lab.start(f"orders-{lab.lab_id}")
+    lines = "; ".join(LOGS[1:4]).replace("'", "")
+    lab.exec(app, "sh", "-c", f"echo 'error: {lines}' >/proc/1/fd/1; touch /run/crash")
+    wait_for(lambda: container_state(lab.client, app.name)["Status"] == "exited", 15)
+    llm.push(
+        tools(call("get_logs", target="host-1", lines=50)),
+        diagnosis("crash", "host-1 panicked and exited", 0.9, PANIC),
+        plan("remediate", step("restart_service", "host-1")),
+    )
+    settings = llm_settings(tmp_path, llm, redact_identifiers=True, validate_timeout=15)
+    state = await run_incident(AgentContext.from_settings(settings), alert(app.name))
+
+    bodies = _bodies(llm)
+    assert "10.20.30.40" in logs(lab.client, app.name)  # the container did print them
+    assert not [name for name in [app.name, *IDENTIFIERS[1:]] if name in bodies]
+    assert "host-1" in bodies and "email-1" in bodies and PANIC in bodies
+    assert [(a["operation"], a["target"], a["status"]) for a in state["actions"]] == [
+        ("restart_service", app.name, "succeeded")
+    ]
+    assert state["outcome"] == "resolved" and probe(app.health_url) == 200
