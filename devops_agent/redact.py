@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import math
 import re
 from collections import Counter
@@ -134,9 +133,11 @@ _PREFIXED = re.compile(
     r")[A-Za-z0-9_.-]{1,4096}"
 )
 _PREFIX_HINTS = (
-    "gh", "github_pat_", "gl", "GR1348941", "xox", "xapp-", "_live_", "_test_", "whsec_",
-    "AIza", "GOCSPX-", "ya29.", "sk-", "npm_", "pypi-", "hf_", "dop_v1_", "shp", "SG.", "eyJ",
-    "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gldt-", "glrt-", "glptt-",
+    "glsoat-", "glcbt-", "gloas-", "glimt-", "glagent-", "glft-", "gr1348941", "xox", "xapp-",
+    "_live_", "_test_", "whsec_", "aiza", "gocspx-", "ya29.", "sk-", "npm_", "pypi-", "hf_",
+    "dop_v1_", "shpat_", "shpss_", "shpca_", "sg.", "eyj", "akia", "asia", "abia", "acca", "agpa",
+    "aida", "aroa", "aipa", "anpa", "anva", "apka",
 )  # fmt: skip
 # A name, the closing quote of a quoted name, and a separator; then, read apart, its value
 # (quoted three ways, or bare). Apart, so that a value never hides the next name from the scan.
@@ -218,26 +219,32 @@ def _long_token(match: re.Match[str]) -> str:
     return MASK if random else token
 
 
-# In order, each with the literal strings one of which a text needs for the rule to apply (a
-# cheap test that spares most log lines most rules).
+# Words one of which a name holding a secret has, in lower case: lines without any skip the scan.
+_NAME_HINTS = (
+    "pass", "pwd", "secret", "token", "cred", "key", "auth", "sess", "sig", "cookie", "hmac",
+    "salt", "otp", "pin", "jwt", "priv", "dsn",
+)  # fmt: skip
+# In order, each with the strings (lower case) one of which a text needs for the rule to apply:
+# a cheap test that spares most log lines most rules.
 _RULES: tuple[tuple[Callable[[str], str], tuple[str, ...]], ...] = (
-    (partial(_AUTH_HEADER.sub, r"\1\2" + MASK), ("uthorization", "UTHORIZATION")),
-    (partial(_COOKIE_HEADER.sub, r"\1" + MASK), ("ookie", "OOKIE")),
+    (partial(_AUTH_HEADER.sub, r"\1\2" + MASK), ("authorization",)),
+    (partial(_COOKIE_HEADER.sub, r"\1" + MASK), ("cookie",)),
     (partial(_URL_CREDENTIALS.sub, r"\1" + MASK + "@"), ("://",)),
     (partial(_WEBHOOK_URLS.sub, r"\1" + MASK), ("hooks.slack.com", "/api/webhooks/")),
     (partial(_PREFIXED.sub, r"\1" + MASK), _PREFIX_HINTS),
-    (_mask_pairs, ("=", ":")),
+    (_mask_pairs, _NAME_HINTS),
     (partial(_XML_ELEMENT.sub, r"\1" + MASK + r"\2"), ("</",)),
     (partial(_FLAG.sub, _flag), ("--",)),
-    (partial(_BEARER.sub, _bearer), ("earer", "EARER")),
-    (partial(_BASIC.sub, _basic), ("asic", "ASIC")),
+    (partial(_BEARER.sub, _bearer), ("bearer",)),
+    (partial(_BASIC.sub, _basic), ("basic",)),
     (partial(_LONG_TOKEN.sub, _long_token), ()),
 )
 
 
 def _redact_line(text: str) -> str:
+    lower = text.lower()  # for the hints only: what masking removes only makes a rule run more
     for rule, hints in _RULES:
-        if not hints or any(hint in text for hint in hints):
+        if not hints or any(map(lower.__contains__, hints)):
             text = rule(text)
     return text
 
@@ -312,6 +319,10 @@ def redact_lines(lines: Sequence[str]) -> list[str]:
     i, floor = 0, 0  # a walk back never goes above the end of the last block
     while i < len(out):
         line = out[i]
+        if "-----" not in line and "Private-Lines" not in line:
+            out[i] = _redact_line(line)
+            i += 1
+            continue
         begin, end = _BEGIN.search(line), _END.search(line)
         putty = _PUTTY_PRIVATE.search(line)
         if end is not None and (begin is None or end.start() < begin.start()):
@@ -370,31 +381,3 @@ def _field(key: Any, value: Any) -> Any:
         if kind is not None and _value_is_secret(key, str(value), kind):
             return MASK
     return redact_data(value)
-
-
-# -- the process's own log ------------------------------------------------------------------------
-
-
-class RedactingFilter(logging.Filter):
-    """Masks each record after its arguments are formatted in (and its traceback), so a secret
-    passed as `%s` is caught too. Install it on handlers: a logger's filters miss the records
-    that its children propagate."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: logging reports it itself
-            return True
-        record.msg, record.args = redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.exc_text = redact(record.exc_text) if record.exc_text else record.exc_text
-        record.stack_info = redact(record.stack_info) if record.stack_info else None
-        return True
-
-
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Put a RedactingFilter on every handler of `logger` (default: the root logger), once."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())

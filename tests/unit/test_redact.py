@@ -8,15 +8,8 @@ import logging
 
 import pytest
 
-from devops_agent.redact import (
-    MASK,
-    RedactingFilter,
-    install_log_redaction,
-    redact,
-    redact_data,
-    redact_lines,
-    secret_name,
-)
+from devops_agent.redact import MASK, redact, redact_data, redact_lines, secret_name
+from devops_agent.server.main import RedactingFilter, install_log_redaction
 from devops_agent.tools.fake import FakeBackend, FakeService
 from devops_agent.tools.logs import error_lines, split_lines
 from devops_agent.tools.registry import Registry
