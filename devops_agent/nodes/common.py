@@ -8,6 +8,7 @@ from typing import Any
 from devops_agent.context import AgentContext
 from devops_agent.policy import Facts
 from devops_agent.reasoning.base import Investigation
+from devops_agent.redact import redact_data
 from devops_agent.state import ActionRecord, Alert, Evidence, IncidentState, Target
 from devops_agent.tools.registry import OPERATIONS
 
@@ -21,6 +22,11 @@ def alerts_of(state: IncidentState) -> list[Alert]:
 def target_of(state: IncidentState) -> Target | None:
     raw = state.get("target")
     return Target.model_validate(raw) if raw else None
+
+
+def target_dump(target: Target) -> dict[str, Any]:
+    """A target as the state keeps it: its labels (the container's own) masked like evidence."""
+    return target.model_copy(update={"labels": redact_data(target.labels)}).model_dump(mode="json")
 
 
 def investigation(state: IncidentState, max_replicas: int, **extra: Any) -> Investigation:

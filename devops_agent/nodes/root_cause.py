@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import investigation, target_of
+from devops_agent.nodes.common import investigation, target_dump, target_of
 from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
 from devops_agent.state import Evidence, IncidentState
 from devops_agent.tools.prometheus import service_evidence
@@ -128,16 +128,16 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     errors = logs.data.get("error_lines", []) if logs.ok else []
     evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
     evidence += metrics
-    target_dump = target.model_dump(mode="json")
+    stored = target_dump(target)
     case = investigation(
-        {**state, "evidence": evidence, "target": target_dump}, ctx.settings.max_replicas
+        {**state, "evidence": evidence, "target": stored}, ctx.settings.max_replicas
     )
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
         str(state.get("run_id")), "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
     )
     return {
-        "target": target_dump,
+        "target": stored,
         "evidence": evidence,
         "diagnosis": diagnosis.model_dump(mode="json"),
         "reasoning": case.calls,

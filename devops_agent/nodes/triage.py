@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.config import get_config
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import alerts_of, candidate_names
+from devops_agent.nodes.common import alerts_of, candidate_names, target_dump
 from devops_agent.state import IncidentState
 
 
@@ -54,7 +54,7 @@ async def triage(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     update["service"] = target.name
     return {
         **update,
-        "target": target.model_dump(mode="json"),
+        "target": target_dump(target),
         "triage": {"action": "investigate", "reason": f"{len(alerts)} alert(s) for {target.name}"},
     }
 

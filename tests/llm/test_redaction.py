@@ -61,8 +61,11 @@ LOG = [
     PANIC,
 ]
 GHP = "kASAOsE1nYEZ9GlGHpYaax7LBejYWo6oScBV"
-SECRET_VALUES = [s for _, secrets in SECRETS for s in secrets] + [
-    line for key in PRINTED_KEYS for line in body_lines(key)
+LABEL_SECRET = "L4belS3cretQz81x"
+SECRET_VALUES = [
+    LABEL_SECRET,
+    *(s for _, secrets in SECRETS for s in secrets),
+    *(line for key in PRINTED_KEYS for line in body_lines(key)),
 ]
 
 
@@ -143,11 +146,12 @@ def test_no_secret_of_the_corpus_leaves_the_agent(
     app = lab.start(
         f"orders-{lab.lab_id}",
         command=["/bin/sh", "-c", 'printf "%s\\n" "$1"; exit 2', "sh", "\n".join(LOG)],
+        labels={"com.example.db_password": LABEL_SECRET},  # read with the target: masked too
         wait_healthy=False,
     )
     wait_status(docker_client, app.name, "exited")
     printed = logs(docker_client, app.name)
-    assert all(secret in printed for secret in SECRET_VALUES)  # the leak is real
+    assert all(secret in printed for secret in SECRET_VALUES[1:])  # the leak is real
     llm.responder = responder
     server = Server(
         tmp_path / "agent",
