@@ -17,6 +17,7 @@ from rich.prompt import Confirm, Prompt
 from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
+from devops_agent.redact import redact
 from devops_agent.runner import open_agent
 
 console = Console(highlight=False)
@@ -88,7 +89,7 @@ async def run_alert(
             async for node, update in agent.stream(run_id, alerts if first else None, resume):
                 if node == "__interrupt__":
                     continue
-                console.print(f"[cyan]{node:>10}[/] {_summary(node, update or {})}")
+                console.print(f"[cyan]{node:>10}[/] {redact(_summary(node, update or {}))}")
             first = False
             request = await agent.pending_approval(run_id)
             if request is None:
