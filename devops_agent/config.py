@@ -10,9 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
-
-Risk = Literal["low", "medium", "high"]
-RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+from devops_agent.operations import Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
 EXAMPLES: dict[str, str] = {

@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
+from devops_agent import routing
 from devops_agent.context import AgentContext
-from devops_agent.nodes.approve import (
-    approve,
-    await_approval,
-    route_after_approve,
-    route_after_decision,
-)
+from devops_agent.nodes.approve import approve, await_approval
 from devops_agent.nodes.escalate import escalate
-from devops_agent.nodes.execute import execute, route_after_execute
+from devops_agent.nodes.execute import execute
 from devops_agent.nodes.learn import learn
-from devops_agent.nodes.plan import plan, route_after_plan
+from devops_agent.nodes.plan import plan
 from devops_agent.nodes.rollback import rollback
 from devops_agent.nodes.root_cause import root_cause
-from devops_agent.nodes.triage import route_after_triage, triage
-from devops_agent.nodes.validate import route_after_validate, validate
+from devops_agent.nodes.triage import triage
+from devops_agent.nodes.validate import validate
 from devops_agent.state import IncidentState
 
-Node = Callable[[IncidentState, AgentContext], Awaitable[dict[str, Any]]]
+Node = Callable[[IncidentState, AgentContext], Awaitable[IncidentState]]
 NODES: dict[str, Node] = {
     "triage": triage,
     "root_cause": root_cause,
@@ -43,6 +38,18 @@ NODES: dict[str, Node] = {
     "escalate": escalate,
     "learn": learn,
 }
+
+
+# Where each node goes next: by a routing function (devops_agent/routing.py), or always.
+CONDITIONAL: dict[str, Callable[[IncidentState], str]] = {
+    "triage": routing.after_triage,
+    "plan": routing.after_plan,
+    "approve": routing.after_approve,
+    "await_approval": routing.after_decision,
+    "execute": routing.after_execute,
+    "validate": routing.after_validate,
+}
+FIXED = {"root_cause": "plan", "rollback": "escalate", "escalate": "learn", "learn": END}
 
 
 class LazyContext:
@@ -62,8 +69,8 @@ class LazyContext:
 
 def _bind(
     fn: Node, source: AgentContext | LazyContext
-) -> Callable[[IncidentState], Awaitable[dict[str, Any]]]:
-    async def node(state: IncidentState) -> dict[str, Any]:
+) -> Callable[[IncidentState], Awaitable[IncidentState]]:
+    async def node(state: IncidentState) -> IncidentState:
         ctx = await source.get() if isinstance(source, LazyContext) else source
         return await fn(state, ctx)
 
@@ -78,20 +85,10 @@ def build_graph(ctx: AgentContext | None = None) -> StateGraph:
     for name, fn in NODES.items():
         builder.add_node(name, _bind(fn, source))  # type: ignore[call-overload]
     builder.add_edge(START, "triage")
-    builder.add_conditional_edges("triage", route_after_triage, ["root_cause", "escalate", "learn"])
-    builder.add_edge("root_cause", "plan")
-    builder.add_conditional_edges("plan", route_after_plan, ["approve", "escalate", "learn"])
-    builder.add_conditional_edges(
-        "approve", route_after_approve, ["await_approval", "execute", "escalate"]
-    )
-    builder.add_conditional_edges("await_approval", route_after_decision, ["execute", "escalate"])
-    builder.add_conditional_edges("execute", route_after_execute, ["validate", "escalate"])
-    builder.add_conditional_edges(
-        "validate", route_after_validate, ["learn", "root_cause", "rollback"]
-    )
-    builder.add_edge("rollback", "escalate")
-    builder.add_edge("escalate", "learn")
-    builder.add_edge("learn", END)
+    for node, route in CONDITIONAL.items():
+        builder.add_conditional_edges(node, route, routing.targets(route))
+    for node, after in FIXED.items():
+        builder.add_edge(node, after)
     return builder
 
 

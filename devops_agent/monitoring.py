@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from devops_agent.alertmanager import WebhookAlert, WebhookPayload
-from devops_agent.tools.registry import DEFAULT_PROBE_TIMEOUT
+from devops_agent.operations import DEFAULT_PROBE_TIMEOUT
 
 log = logging.getLogger(__name__)
 

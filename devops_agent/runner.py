@@ -12,6 +12,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from devops_agent.checkpoints import open_checkpointer
+from devops_agent.checkpoints.fenced import fence_writes
 from devops_agent.context import AgentContext
 from devops_agent.graph import build_graph
 from devops_agent.state import Alert
@@ -22,8 +23,8 @@ class Agent:
 
     def __init__(self, ctx: AgentContext, checkpointer: BaseCheckpointSaver):
         self.ctx = ctx
-        self.checkpointer = checkpointer
-        self.graph: CompiledStateGraph = build_graph(ctx).compile(checkpointer=checkpointer)
+        self.checkpointer = fence_writes(checkpointer)
+        self.graph: CompiledStateGraph = build_graph(ctx).compile(checkpointer=self.checkpointer)
 
     @staticmethod
     def config(run_id: str) -> RunnableConfig:

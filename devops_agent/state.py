@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
+from devops_agent import labels
+
 Category = Literal[
     "crash",
     "crash_loop",
@@ -30,12 +32,15 @@ CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 
 Outcome = Literal["resolved", "escalated", "rejected", "no_action", "superseded"]
 ActionStatus = Literal["succeeded", "failed", "skipped", "refused", "dry_run"]
+# The statuses of a step that happened: `skipped` is a step that had succeeded before the node
+# was re-run on resume. Rollback, crash-loop detection, learning and the breaker read both.
+HAPPENED: tuple[str, ...] = ("succeeded", "skipped")
 Decision = Literal["approve", "reject", "expired"]
 
 
 def utcnow() -> str:
     """Now, as an ISO 8601 UTC string."""
-    return datetime.now(UTC).isoformat()
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Alert(BaseModel):
@@ -50,12 +55,18 @@ class Alert(BaseModel):
 
 
 class Target(BaseModel):
-    """The service an incident is about, as the backend resolved it."""
+    """The service an incident is about, as the backend resolved it.
+
+    `key` is its identity (`container:<name>`, `compose:<project>/<service>`): limits, locks and
+    joins are keyed on it, never on an alert's label, so two names for one thing are one target.
+    """
 
     name: str
     kind: Literal["container", "compose_service"]
     containers: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    project: str | None = None
+    key: str = ""
 
     @property
     def scalable(self) -> bool:
@@ -63,8 +74,28 @@ class Target(BaseModel):
 
     @property
     def depends_on(self) -> list[str]:
-        raw = self.labels.get("devops-agent.depends-on", "")
-        return [name.strip() for name in raw.split(",") if name.strip()]
+        return labels.depends_on(self.labels)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """How an operation names this target (with its project where a name may need one)."""
+        if self.kind == "compose_service" and self.project:
+            return {"target": self.name, "project": self.project}
+        return {"target": self.name}
+
+
+class Ambiguity(BaseModel):
+    """A name that means more than one target (a Compose service in several projects)."""
+
+    name: str
+    matches: list[str]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.name!r} names {len(self.matches)} targets ({', '.join(self.matches)}): "
+            "an alert label `project` (or `compose_project`) must say which"
+        )
 
 
 class Evidence(BaseModel):
@@ -92,6 +123,12 @@ class PlanStep(BaseModel):
     risk: Literal["low", "medium", "high"] = "low"
     rationale: str = ""
 
+    @property
+    def named(self) -> dict[str, Any]:
+        """How an operation names this step's target (with its project, when it has one)."""
+        project = self.params.get("project")
+        return {"target": self.target, **({"project": project} if project else {})}
+
 
 class Plan(BaseModel):
     """What to do. `action` tells the graph where to go; `steps` only matter for `remediate`."""
@@ -102,6 +139,7 @@ class Plan(BaseModel):
     why: str = ""
     confidence: float = Field(1.0, ge=0.0, le=1.0)
     reasoner: str = "rules"
+    reason: str | None = None  # the reason code of an escalation
 
 
 class Approval(BaseModel):
@@ -110,6 +148,7 @@ class Approval(BaseModel):
     comment: str = ""
     at: str = Field(default_factory=utcnow)
     policy: str = ""
+    request_id: str = ""  # the approval request this decision answered
 
 
 class ActionRecord(BaseModel):
@@ -126,6 +165,10 @@ class ActionRecord(BaseModel):
         None, description="what the inverse needs, taken before"
     )
     rollback_of: int | None = Field(None, description="the step this action undoes")
+    reconciled: bool = Field(
+        False, description="interrupted by a crash, then found done in reality"
+    )
+    reason: str | None = Field(None, description="the reason code of a refusal")
 
 
 class Validation(BaseModel):
@@ -140,8 +183,9 @@ class IncidentState(TypedDict, total=False):
     alerts: list[dict[str, Any]]
     service: str | None
     target: dict[str, Any] | None
-    triage: dict[str, Any]
+    triage: dict[str, Any]  # {"action": investigate | escalate | none, "reason": ...}
     evidence: list[dict[str, Any]]
+    diagnosed_at: str | None  # when root_cause began gathering the evidence
     diagnosis: dict[str, Any] | None
     plan: dict[str, Any] | None
     approval: dict[str, Any] | None
@@ -151,4 +195,91 @@ class IncidentState(TypedDict, total=False):
     attempts: int
     outcome: Outcome | None
     escalation: str | None
+    escalation_reason: str | None  # a reason code (devops_agent.policy.reasons)
+    handled_by: str | None  # a joined run: the run that handled its fault
+    notes: Annotated[list[str], operator.add]  # what happened to the run outside its nodes
     reasoning: Annotated[list[dict[str, Any]], operator.add]  # one record per reasoner call
+
+
+class RunState:
+    """Typed reads of a run's state: nodes read it through these, never `state.get` by hand.
+
+    The state itself stays plain JSON (the checkpoints); what a node returns is an
+    `IncidentState` (a TypedDict), so mypy refuses a key that is not in the state.
+    """
+
+    def __init__(self, state: IncidentState) -> None:
+        self.raw = state
+
+    @property
+    def run_id(self) -> str:
+        return str(self.raw.get("run_id") or "")
+
+    @property
+    def service(self) -> str:
+        return str(self.raw.get("service") or "")
+
+    @property
+    def attempts(self) -> int:
+        return int(self.raw.get("attempts") or 0)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [Alert.model_validate(a) for a in self.raw.get("alerts") or []]
+
+    @property
+    def target(self) -> Target | None:
+        raw = self.raw.get("target")
+        return Target.model_validate(raw) if raw else None
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        return [Evidence.model_validate(e) for e in self.raw.get("evidence") or []]
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        raw = self.raw.get("diagnosis")
+        return Diagnosis.model_validate(raw) if raw else None
+
+    @property
+    def plan(self) -> Plan | None:
+        raw = self.raw.get("plan")
+        return Plan.model_validate(raw) if raw else None
+
+    @property
+    def approval(self) -> Approval | None:
+        raw = self.raw.get("approval")
+        return Approval.model_validate(raw) if raw else None
+
+    @property
+    def approval_request(self) -> dict[str, Any]:
+        return dict(self.raw.get("approval_request") or {})
+
+    @property
+    def actions(self) -> list[ActionRecord]:
+        return [ActionRecord.model_validate(a) for a in self.raw.get("actions") or []]
+
+    @property
+    def validation(self) -> Validation | None:
+        raw = self.raw.get("validation")
+        return Validation.model_validate(raw) if raw else None
+
+    @property
+    def escalation(self) -> str | None:
+        return self.raw.get("escalation")
+
+    @property
+    def escalation_reason(self) -> str | None:
+        return self.raw.get("escalation_reason")
+
+    @property
+    def diagnosed_at(self) -> str | None:
+        return self.raw.get("diagnosed_at")
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.raw.get("outcome")
+
+    @property
+    def handled_by(self) -> str | None:
+        return self.raw.get("handled_by")

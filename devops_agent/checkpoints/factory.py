@@ -83,7 +83,12 @@ async def open_postgres_saver(
         min_size=1,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+            "connect_timeout": 5,
+        },
         # A connection the server closed (restart, failover) is replaced, not handed to a run.
         check=AsyncConnectionPool.check_connection,
     )

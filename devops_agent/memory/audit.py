@@ -17,11 +17,12 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from devops_agent.memory.db import AuditRow
@@ -95,32 +96,59 @@ class AuditLog:
         raise RuntimeError("audit log: could not append after 20 tries")
 
     def _try_append(self, run_id: str, kind: str, actor: str, detail: dict[str, Any]) -> int | None:
-        """Insert after the known head (read once, then remembered); None when another writer
+        """Insert after the known head in a transaction of its own; None when another writer
         took that number first, after which the head is read again."""
         try:
             with self.store.engine.begin() as conn:
-                if self._head is None:
-                    last = conn.execute(
-                        select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
-                    ).first()
-                    self._head = (last.seq, last.hash) if last else (0, GENESIS)
-                seq, prev, at = self._head[0] + 1, self._head[1], utcnow()
-                digest = _digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail)
-                conn.execute(
-                    insert(AuditRow).values(
-                        seq=seq,
-                        at=at,
-                        run_id=run_id,
-                        kind=kind,
-                        actor=actor[:200],
-                        detail=detail,
-                        prev_hash=prev,
-                        hash=digest,
-                    )
+                return self.write(conn, run_id, kind, actor, detail)
+        except IntegrityError:
+            return None
+
+    def writer(
+        self, run_id: str, kind: str, actor: str, detail: dict[str, Any]
+    ) -> Callable[[Connection], int]:
+        """A row to write inside another transaction (an action's with the ledger's end); that
+        transaction retries on IntegrityError, when another writer took the row's number."""
+        detail = json.loads(json.dumps(detail, default=str))
+
+        def write(conn: Connection) -> int:
+            # The other transaction may still roll back: its head is read afresh, never
+            # remembered, and the remembered one is forgotten (the next append reads it).
+            self._head = None
+            try:
+                return self.write(conn, run_id, kind, actor, detail)
+            finally:
+                self._head = None
+
+        return write
+
+    def write(
+        self, conn: Connection, run_id: str, kind: str, actor: str, detail: dict[str, Any]
+    ) -> int:
+        """Insert one row after the known head (read once, then remembered) in `conn`."""
+        if self._head is None:
+            last = conn.execute(
+                select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
+            ).first()
+            self._head = (last.seq, last.hash) if last else (0, GENESIS)
+        seq, prev, at = self._head[0] + 1, self._head[1], utcnow()
+        digest = _digest(self.key, prev, seq, at, run_id, kind, actor[:200], detail)
+        try:
+            conn.execute(
+                insert(AuditRow).values(
+                    seq=seq,
+                    at=at,
+                    run_id=run_id,
+                    kind=kind,
+                    actor=actor[:200],
+                    detail=detail,
+                    prev_hash=prev,
+                    hash=digest,
                 )
+            )
         except IntegrityError:
             self._head = None  # another writer took this number: read the new head
-            return None
+            raise
         self._head = (seq, digest)
         return seq
 

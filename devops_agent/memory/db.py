@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Engine,
     Float,
+    Index,
     Integer,
     String,
     Text,
@@ -30,6 +32,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
+PG_CONNECT_TIMEOUT = 5  # seconds
+PG_OPTIONS = "-c statement_timeout=30000 -c lock_timeout=30000"  # milliseconds
 
 
 class Base(DeclarativeBase):
@@ -40,7 +44,10 @@ class LedgerEntry(Base):
     """One step of execute, recorded before it runs and again after it ends."""
 
     __tablename__ = "action_ledger"
-    __table_args__ = (UniqueConstraint("run_id", "attempt", "step", name="uq_ledger_step"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "attempt", "step", name="uq_ledger_step"),
+        Index("ix_ledger_target_key", "target_key", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -55,6 +62,12 @@ class LedgerEntry(Base):
     output: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[str] = mapped_column(String(40))
     finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The target's identity (limits and joins are keyed on it), what the step would change,
+    # taken before it ran, and whether it was found done in reality after a crash.
+    target_key: Mapped[str] = mapped_column(String(600), default="", index=False)
+    snapshot: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    reconciled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # of a refusal
 
 
 class Incident(Base):
@@ -146,7 +159,13 @@ def make_engine(database_url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Bounded waits: a connection that cannot be made in 5 s, or a statement that runs 30 s,
+    # fails instead of hanging the caller (a lease renewal above all).
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT, "options": PG_OPTIONS},
+    )
 
 
 class Database:

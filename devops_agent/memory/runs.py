@@ -77,6 +77,14 @@ def _read_cursor(cursor: str) -> tuple[str, int]:
         raise ValueError("not a cursor of this list") from exc
 
 
+def db_now(postgres: bool) -> Any:
+    """Now on the database's clock (PostgreSQL), so replicas' clocks never matter; on SQLite
+    (one process) the local clock, as the naive UTC datetimes SQLite stores."""
+    if postgres:
+        return func.now()
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def now_iso() -> str:
     """Now in UTC, always with microseconds so that the strings sort as times."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -116,6 +124,9 @@ class RunRecord(Base):
     # The replica executing the run, and until when (database time) it holds it.
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The fencing token: raised each time the run passes to another holder. The ledger's begin
+    # checks it, so a replica that lost the run cannot record a step of it.
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0)
     # When retention deleted the run's checkpoints (the run and its incident record stay).
     pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
@@ -185,6 +196,20 @@ class GroupOutcome:
 
 FINISHED = (COMPLETED, FAILED)
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
+
+
+@dataclass
+class Claimed:
+    """The outcome of a decision's claim: won (with the new lease generation), or not; `stale`
+    when the decision named a request the run no longer waits on."""
+
+    won: bool
+    stale: bool = False
+    current_request: str = ""
+    generation: int = 0
+
+    def __bool__(self) -> bool:
+        return self.won
 
 
 @dataclass
@@ -378,34 +403,49 @@ class RunRepo(Database):
         decision: dict[str, Any],
         owner: str | None = None,
         lease: float = 30.0,
-    ) -> bool:
+    ) -> Claimed:
         """Move a waiting run to running with `decision`, atomically: exactly one caller wins.
 
-        The winner's decision is recorded in the same transaction, and the winner (`owner`)
-        holds the run for `lease` seconds: it continues the run itself.
+        The decision is bound to the request the run waits on: one that names another request
+        (`request_id`) is stale and changes nothing; one that names none answers the current
+        one and is stored with its id. The winner's decision is recorded in the same
+        transaction, and the winner (`owner`) holds the run for `lease` seconds.
         """
         return await self.call(self._claim, run_id, decision, owner, lease)
 
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
-    ) -> bool:
+    ) -> Claimed:
         stamp = now_iso()
-        query = (
-            update(RunRecord)
-            .where(RunRecord.run_id == run_id, RunRecord.status == AWAITING)
-            .values(
-                status=RUNNING,
-                updated_at=stamp,
-                awaiting_since=None,
-                approval_request=None,
-                pending_decision=decision,
-                owner=owner,
-                lease_until=self._lease_end(lease) if owner else None,
-            )
-        )
         with self.engine.begin() as conn:
-            if conn.execute(query).rowcount != 1:
-                return False
+            query = select(RunRecord.status, RunRecord.approval_request).where(
+                RunRecord.run_id == run_id
+            )
+            row = conn.execute(query.with_for_update() if self.postgres else query).first()
+            if row is None or row.status != AWAITING:
+                return Claimed(False)
+            current = str((row.approval_request or {}).get("request_id") or "")
+            asked = str(decision.get("request_id") or "")
+            if asked and current and asked != current:
+                return Claimed(False, stale=True, current_request=current)
+            decision = {**decision, "request_id": current or asked}
+            claimed = conn.execute(
+                update(RunRecord)
+                .where(RunRecord.run_id == run_id, RunRecord.status == AWAITING)
+                .values(
+                    status=RUNNING,
+                    updated_at=stamp,
+                    awaiting_since=None,
+                    approval_request=None,
+                    pending_decision=decision,
+                    owner=owner,
+                    lease_until=self._lease_end(lease) if owner else None,
+                    lease_generation=RunRecord.lease_generation + 1,
+                )
+                .returning(RunRecord.lease_generation)
+            ).first()
+            if claimed is None:
+                return Claimed(False)
             conn.execute(
                 insert(ApprovalRecord).values(
                     run_id=run_id,
@@ -415,15 +455,12 @@ class RunRepo(Database):
                     at=stamp,
                 )
             )
-        return True
+        return Claimed(True, generation=int(claimed[0]))
 
     # -- ownership: which replica executes a run ---------------------------------------------
 
     def _db_now(self) -> Any:
-        """Now on the database's clock (PostgreSQL), so replicas' clocks never matter."""
-        if self.postgres:
-            return func.now()
-        return datetime.now(UTC).replace(tzinfo=None)
+        return db_now(self.postgres)
 
     def _lease_end(self, seconds: float) -> Any:
         if self.postgres:
@@ -437,22 +474,39 @@ class RunRepo(Database):
             or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
         )
 
-    async def claim(self, run_id: str, owner: str, lease: float) -> bool:
-        """Hold one run for `lease` seconds: True when it is ours now (or was already)."""
+    async def claim(self, run_id: str, owner: str, lease: float) -> int | None:
+        """Hold one run for `lease` seconds: its lease generation (the fencing token) when it is
+        ours now (or was already), else None."""
         return await self.call(self._claim_one, run_id, owner, lease)
 
-    def _claim_one(self, run_id: str, owner: str, lease: float) -> bool:
+    def _generation_after(self, owner: str) -> Any:
+        """The generation a claim leaves: the same for the holder renewing it, one more for a
+        new holder."""
+        return case(
+            (RunRecord.owner == owner, RunRecord.lease_generation),
+            else_=RunRecord.lease_generation + 1,
+        )
+
+    def _claim_one(self, run_id: str, owner: str, lease: float) -> int | None:
         status, free = self._claimable()
         query = (
             update(RunRecord)
             .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
-            .values(owner=owner, lease_until=self._lease_end(lease))
+            .values(
+                owner=owner,
+                lease_until=self._lease_end(lease),
+                lease_generation=self._generation_after(owner),
+            )
+            .returning(RunRecord.lease_generation)
         )
-        return self._update_one(query)
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        return int(row[0]) if row else None
 
     async def claim_batch(self, owner: str, lease: float, limit: int) -> list[str]:
         """Hold up to `limit` claimable runs: runs with a decision first, then taken-over runs,
-        then queued ones. Rows another replica is claiming right now are skipped, not waited for."""
+        then queued ones. Rows another replica is claiming right now are skipped, not waited for.
+        (The worker that drives each one claims it again, for its fencing token.)"""
         if limit <= 0:
             return []
         return await self.call(self._claim_batch, owner, lease, limit)
@@ -472,7 +526,11 @@ class RunRepo(Database):
                 conn.execute(
                     update(RunRecord)
                     .where(RunRecord.run_id.in_(ids))
-                    .values(owner=owner, lease_until=self._lease_end(lease))
+                    .values(
+                        owner=owner,
+                        lease_until=self._lease_end(lease),
+                        lease_generation=self._generation_after(owner),
+                    )
                 )
         return ids
 

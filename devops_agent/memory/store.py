@@ -6,22 +6,19 @@ writes every run makes are SQLAlchemy Core statements.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from devops_agent.memory.db import (
-    Control,
-    Database,
-    Incident,
-    LedgerEntry,
-    Pattern,
-    make_engine,
-)
-from devops_agent.state import utcnow
+from devops_agent.config import Settings
+from devops_agent.fencing import Lease
+from devops_agent.memory import ledger
+from devops_agent.memory.db import Control, Database, Incident, LedgerEntry, Pattern, make_engine
+from devops_agent.policy import PolicyFacts, StepVerdict
+from devops_agent.state import HAPPENED, utcnow
 
 
 class Store(Database):
@@ -35,65 +32,71 @@ class Store(Database):
 
     async def begin_step(
         self,
-        run_id: str,
-        attempt: int,
-        step: int,
-        operation: str,
-        target: str,
-        params: dict[str, Any],
-    ) -> LedgerEntry | None:
-        """Record a step as started. Returns the earlier entry when the step was already recorded,
-        in which case the caller must not run it again."""
+        entry: ledger.StepEntry,
+        lease: Lease | None,
+        settings: Settings,
+        judge: Callable[[PolicyFacts], StepVerdict],
+    ) -> ledger.Begun:
+        """Judge and record a step in one transaction (memory.ledger.begin). Raises LeaseLost
+        when `lease` no longer holds the run."""
         await self.setup()
 
-        def record() -> LedgerEntry | None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        insert(LedgerEntry).values(
-                            run_id=run_id,
-                            attempt=attempt,
-                            step=step,
-                            operation=operation,
-                            target=target,
-                            params=params,
-                            status="started",
-                            output="",
-                            started_at=utcnow(),
-                        )
-                    )
-                return None
-            except IntegrityError:
-                return self._ledger_entry(run_id, attempt, step)
+        def record() -> ledger.Begun:
+            for tries_left in range(4, -1, -1):
+                try:
+                    with self.engine.begin() as conn:
+                        return ledger.begin(conn, entry, lease, settings, judge)
+                except IntegrityError:
+                    # Two writers of one run's step at once cannot happen under a lease; without
+                    # one (the CLI) the loser reads the winner's row on the next try.
+                    if not tries_left:
+                        raise
+            raise AssertionError("unreachable")
 
         return await self.call(record)
 
     async def finish_step(
-        self, run_id: str, attempt: int, step: int, status: str, output: str
+        self,
+        run_id: str,
+        attempt: int,
+        step: int,
+        status: str,
+        output: str,
+        *,
+        reconciled: bool = False,
+        reason: str | None = None,
+        lease: Lease | None = None,
+        also: Callable[[Connection], object] | None = None,
     ) -> None:
-        await self.call(self._finish_step, run_id, attempt, step, status, output)
+        """Record a step's end and, in the same transaction, `also` (its audit row)."""
 
-    def _finish_step(self, run_id: str, attempt: int, step: int, status: str, output: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(LedgerEntry)
-                .where(
-                    LedgerEntry.run_id == run_id,
-                    LedgerEntry.attempt == attempt,
-                    LedgerEntry.step == step,
-                )
-                .values(status=status, output=output, finished_at=utcnow())
-            )
+        def record() -> None:
+            for tries_left in range(19, -1, -1):
+                try:
+                    with self.engine.begin() as conn:
+                        ledger.finish(
+                            conn, run_id, attempt, step, status, output, reconciled, lease, reason
+                        )
+                        if also is not None:
+                            also(conn)
+                    return
+                except IntegrityError:
+                    if not tries_left:  # another writer took the audit row's number: again
+                        raise
 
-    def _ledger_entry(self, run_id: str, attempt: int, step: int) -> LedgerEntry | None:
-        with self.sessions() as session:
-            return session.execute(
-                select(LedgerEntry).where(
-                    LedgerEntry.run_id == run_id,
-                    LedgerEntry.attempt == attempt,
-                    LedgerEntry.step == step,
-                )
-            ).scalar_one_or_none()
+        await self.call(record)
+
+    async def policy_facts(
+        self, run_id: str, targets: Mapping[str, str], settings: Settings
+    ) -> PolicyFacts:
+        """The facts the policy needs for a plan's targets (name -> identity), in one read."""
+        await self.setup()
+
+        def read() -> PolicyFacts:
+            with self.engine.connect() as conn:
+                return ledger.read_facts(conn, run_id, targets, settings)
+
+        return await self.call(read)
 
     async def ledger(
         self, run_id: str | None = None, limit: int | None = None
@@ -148,9 +151,7 @@ class Store(Database):
             if stored.rowcount == 0:
                 return  # learned already (learn ran again after a resume)
             fixed = int(incident["outcome"] == "resolved")
-            succeeded = {
-                a["operation"] for a in incident["actions"] if a.get("status") == "succeeded"
-            }
+            succeeded = {a["operation"] for a in incident["actions"] if a.get("status") in HAPPENED}
             for operation in sorted(succeeded):
                 conn.execute(
                     self._insert(Pattern)
@@ -195,33 +196,7 @@ class Store(Database):
             query = query.where(Incident.service == service)
         return await self.scalars(query)
 
-    # -- what the policy needs --------------------------------------------------------------
-
-    async def policy_inputs(
-        self,
-        since: datetime,
-        operations: set[str],
-        services: list[str],
-        failures: int,
-        cooldown: int,
-    ) -> tuple[bool, dict[str, int], int, dict[str, str]]:
-        """Everything the policy reads, in one transaction: whether actions are paused (the kill
-        switch), mutating actions since `since` on each of `services` and in all, and open
-        breakers per service."""
-        await self.setup()
-
-        def read() -> tuple[bool, dict[str, int], int, dict[str, str]]:
-            with self.engine.connect() as conn:
-                paused = conn.scalar(select(Control.value).where(Control.name == "actions_paused"))
-                counts, total = _actions_since(conn, since, operations, services)
-                breakers = {}
-                for service in dict.fromkeys(services):
-                    why = _breaker(conn, service, failures, cooldown)
-                    if why:
-                        breakers[service] = why
-            return paused == "true", counts, total, breakers
-
-        return await self.call(read)
+    # -- switches every replica sees ---------------------------------------------------
 
     async def control(self, name: str) -> Control | None:
         """A switch every replica sees (None when never set)."""
@@ -244,50 +219,3 @@ class Store(Database):
             else:
                 row.value, row.updated_at, row.updated_by = value, utcnow(), by
             session.commit()
-
-
-def _actions_since(
-    conn: Connection, since: datetime, operations: set[str], services: list[str]
-) -> tuple[dict[str, int], int]:
-    """Mutating actions (started, succeeded or failed) since `since`: per service, and in all.
-
-    One aggregate row per target acted on in the window (a few: the hourly limits cap them)."""
-    rows = conn.execute(
-        select(LedgerEntry.target, func.count())
-        .where(
-            LedgerEntry.started_at >= since.isoformat(),
-            LedgerEntry.status.in_(("started", "succeeded", "failed")),
-            LedgerEntry.operation.in_(sorted(operations)),
-        )
-        .group_by(LedgerEntry.target)
-    )
-    per_target = {str(target): int(count) for target, count in rows}
-    wanted = set(services)
-    return {t: n for t, n in per_target.items() if t in wanted}, sum(per_target.values())
-
-
-def _breaker(conn: Connection, service: str, failures: int, cooldown: int) -> str | None:
-    """Why the circuit breaker is open for a service, or None.
-
-    It opens after `failures` incidents in a row, within `cooldown` seconds, in which the agent
-    acted and the service was still not healthy (outcome escalated after actions).
-    """
-    since = (datetime.now(UTC) - timedelta(seconds=cooldown)).isoformat()
-    recent = conn.execute(
-        select(Incident.outcome, Incident.actions, Incident.created_at)
-        .where(Incident.service == service, Incident.created_at >= since)
-        .order_by(Incident.id.desc())
-        .limit(failures)
-    ).all()
-    failed = [
-        row
-        for row in recent
-        if row.outcome == "escalated" and any(a.get("status") == "succeeded" for a in row.actions)
-    ]
-    if len(recent) >= failures and len(failed) == failures:
-        until = datetime.fromisoformat(recent[-1].created_at) + timedelta(seconds=cooldown)
-        return (
-            f"{failures} remediations in a row did not make it healthy; no automatic action "
-            f"until {until.isoformat(timespec='seconds')}"
-        )
-    return None

@@ -36,6 +36,9 @@ def config(connection: Connection | None = None) -> Config:
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Upgrade the database of `connection` (inside its transaction) to `revision`."""
     if connection.dialect.name == "postgresql":
+        # A migration may take longer than the statements of a run are allowed to.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
     command.upgrade(config(connection), revision)
 

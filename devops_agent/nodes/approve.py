@@ -5,38 +5,25 @@ stores the approval request in the state). `await_approval` does only `interrupt
 stored request. The split matters because LangGraph re-runs a node from its start when it
 resumes: if the policy ran again on resume, a change of settings (another replica, a restart
 with SAFETY_MODE off, the kill switch released) could turn the verdict into "auto" and skip the
-interrupt, so a person's "reject" would be ignored and the plan would run.
+interrupt, so a person's "reject" would be ignored and the plan would run. The policy judges
+every step once more when it runs (execute), against the facts of that moment.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langgraph.types import interrupt
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import policy_facts
+from devops_agent.nodes.common import target_keys
+from devops_agent.nodes.requests import approval_request
 from devops_agent.policy import decide
-from devops_agent.state import Approval, IncidentState, Plan
+from devops_agent.state import Approval, IncidentState, RunState
 
-
-def approval_request(state: IncidentState, plan: Plan, why: str, timeout: int) -> dict[str, Any]:
-    """What a person sees: the diagnosis, the steps, why approval is needed, and a deadline."""
-    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
-    return {
-        "run_id": state.get("run_id"),
-        "service": state.get("service"),
-        "diagnosis": state.get("diagnosis"),
-        "plan": plan.model_dump(mode="json"),
-        "why": why,
-        "deadline": deadline.isoformat(),
-        "answer": {
-            "decision": "approve | reject",
-            "approver": "who decides",
-            "comment": "optional",
-        },
-    }
+AUTO_WHY = (
+    "it may run by itself (within SAFETY_MODE, AUTO_APPROVE_MAX_RISK and CONFIDENCE_THRESHOLD)"
+)
 
 
 def parse_decision(answer: Any) -> Approval:
@@ -55,36 +42,64 @@ def parse_decision(answer: Any) -> Approval:
         decision=answer["decision"],
         approver=str(answer.get("approver") or "")[:200],
         comment=str(answer.get("comment") or "")[:2000],
+        request_id=str(answer.get("request_id") or "")[:64],
     )
 
 
-async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = Plan.model_validate(state["plan"])
-    facts = await policy_facts(ctx, [s.target for s in plan.steps])
-    verdict = decide(plan, ctx.settings, ctx.policy, facts)
-    run_id = str(state.get("run_id"))
+async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    plan, run_id, target = run.plan, run.run_id, run.target
+    assert plan is not None, "plan routes only remediations here"
+    keys = await target_keys(ctx, plan.steps)
+    facts = await ctx.store.policy_facts(run_id, keys, ctx.settings)
+    replicas = {target.name: len(target.containers)} if target else None
+    verdict = decide(plan, ctx.settings, ctx.policy, facts, replicas_before=replicas)
     plan.requires_approval = verdict.decision != "auto"
-    plan.why = f"{plan.why} Policy: {verdict.why}."
-    judged = {"plan": plan.model_dump(mode="json")}
+    plan.why = f"{plan.why} Policy: {verdict.why or AUTO_WHY}."
+    judged: IncidentState = {"plan": plan.model_dump(mode="json")}
+    reasons = [f.as_dict() for f in verdict.findings]
     if verdict.decision == "approval":
-        request = approval_request(state, plan, verdict.why, ctx.settings.approval_timeout)
-        request["policy"] = verdict.policy
+        request = approval_request(
+            state,
+            plan,
+            verdict.findings,
+            policy=verdict.policy,
+            timeout=ctx.settings.approval_timeout,
+            attempt=run.attempts + 1,
+        )
         await ctx.audit.append(
-            run_id, "approval_request", "policy", {"why": verdict.why, "policy": verdict.policy}
+            run_id,
+            "approval_request",
+            "policy",
+            {
+                "why": verdict.why,
+                "reason": verdict.reason,
+                "reasons": reasons,
+                "policy": verdict.policy,
+            },
         )
         return {**judged, "approval": None, "approval_request": request}
+    update: IncidentState = {}
     if verdict.decision == "refuse":
         approval = Approval(
             decision="reject", approver="policy", comment=verdict.why, policy=verdict.policy
         )
-        update: dict[str, Any] = {"escalation": f"the policy refused the plan: {verdict.why}"}
+        update = {
+            "escalation": f"the policy refused the plan: {verdict.why}",
+            "escalation_reason": verdict.reason,
+        }
     else:
         approval = Approval(
-            decision="approve", approver="policy", comment=verdict.why, policy=verdict.policy
+            decision="approve",
+            approver="policy",
+            comment=verdict.why or AUTO_WHY,
+            policy=verdict.policy,
         )
-        update = {}
     await ctx.audit.append(
-        run_id, "approval", "policy", {**approval.model_dump(mode="json"), "why": verdict.why}
+        run_id,
+        "approval",
+        "policy",
+        {**approval.model_dump(mode="json"), "why": verdict.why, "reasons": reasons},
     )
     return {
         **judged,
@@ -94,34 +109,30 @@ async def approve(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
     }
 
 
-async def await_approval(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
+async def await_approval(state: IncidentState, ctx: AgentContext) -> IncidentState:
     """Wait for a person. Nothing but the interrupt happens before the answer, by design."""
-    request = state.get("approval_request") or {}
+    run = RunState(state)
+    request = run.approval_request
     approval = parse_decision(interrupt(request))
     approval.policy = str(request.get("policy", ""))
-    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
+    approval.request_id = str(request.get("request_id") or approval.request_id)
+    update: IncidentState = {
+        "approval": approval.model_dump(mode="json"),
+        "approval_request": None,
+    }
     if approval.decision == "reject":
         who = approval.approver or "a person"
         update["escalation"] = f"rejected by {who}: {approval.comment}".rstrip(": ")
+        update["escalation_reason"] = "rejected"
     elif approval.decision == "expired":
         update["escalation"] = (
             f"no decision within APPROVAL_TIMEOUT={ctx.settings.approval_timeout}s: expired"
         )
+        update["escalation_reason"] = "expired"
     await ctx.audit.append(
-        str(state.get("run_id")),
+        run.run_id,
         "approval",
         approval.approver or "unknown",
         {**approval.model_dump(mode="json"), "why": request.get("why", "")},
     )
     return update
-
-
-def route_after_approve(state: IncidentState) -> str:
-    if state.get("approval_request"):
-        return "await_approval"
-    return route_after_decision(state)
-
-
-def route_after_decision(state: IncidentState) -> str:
-    decision = (state.get("approval") or {}).get("decision")
-    return "execute" if decision == "approve" else "escalate"

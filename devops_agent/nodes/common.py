@@ -1,27 +1,17 @@
-"""Small helpers the nodes share: reading the state back into models."""
+"""Small helpers the nodes share: reading the state back into models, and target identities."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.policy import Facts
+from devops_agent.labels import PROJECT_ALERT_LABELS
+from devops_agent.operations import OPERATIONS
 from devops_agent.reasoning.base import Investigation
 from devops_agent.redact import redact_data
-from devops_agent.state import ActionRecord, Alert, Evidence, IncidentState, Target
-from devops_agent.tools.registry import OPERATIONS
+from devops_agent.state import Alert, PlanStep, RunState, Target
 
 TARGET_LABELS = ("service", "container", "container_name", "name", "job")
-
-
-def alerts_of(state: IncidentState) -> list[Alert]:
-    return [Alert.model_validate(a) for a in state.get("alerts", [])]
-
-
-def target_of(state: IncidentState) -> Target | None:
-    raw = state.get("target")
-    return Target.model_validate(raw) if raw else None
 
 
 def target_dump(target: Target) -> dict[str, Any]:
@@ -29,13 +19,13 @@ def target_dump(target: Target) -> dict[str, Any]:
     return target.model_copy(update={"labels": redact_data(target.labels)}).model_dump(mode="json")
 
 
-def investigation(state: IncidentState, max_replicas: int, **extra: Any) -> Investigation:
+def investigation(run: RunState, max_replicas: int, **extra: Any) -> Investigation:
     return Investigation(
-        alerts=alerts_of(state),
-        target=target_of(state),
-        evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
-        actions=[ActionRecord.model_validate(a) for a in state.get("actions", [])],
-        attempts=state.get("attempts", 0),
+        alerts=run.alerts,
+        target=run.target,
+        evidence=run.evidence,
+        actions=run.actions,
+        attempts=run.attempts,
         max_replicas=max_replicas,
         **extra,
     )
@@ -52,17 +42,29 @@ def candidate_names(alerts: list[Alert]) -> list[str]:
     return names
 
 
-async def policy_facts(ctx: AgentContext, services: list[str]) -> Facts:
-    """What the policy needs to know from the store, read just before a decision."""
-    facts = Facts()
-    mutating = {name for name, spec in OPERATIONS.items() if spec.mutating}
-    s = ctx.settings
-    (
-        facts.actions_paused,
-        facts.actions_last_hour,
-        facts.total_last_hour,
-        facts.breaker_open,
-    ) = await ctx.store.policy_inputs(
-        facts.now - timedelta(hours=1), mutating, services, s.breaker_failures, s.breaker_cooldown
-    )
-    return facts
+def project_of(alerts: list[Alert]) -> str | None:
+    """The Compose project an alert names (label `project` or `compose_project`), if any."""
+    for alert in sorted(alerts, key=lambda a: a.status != "firing"):
+        for label in PROJECT_ALERT_LABELS:
+            value = alert.labels.get(label, "").strip()
+            if value:
+                return value
+    return None
+
+
+def identity(target: Target | None, name: str) -> str:
+    """A target's identity for limits and locks; a name the backend did not resolve keeps one
+    of its own, which no resolved target shares."""
+    return target.key if target and target.key else f"unresolved:{name}"
+
+
+async def target_keys(ctx: AgentContext, steps: list[PlanStep]) -> dict[str, str]:
+    """The identity of each mutating step's target (step target name -> key)."""
+    keys: dict[str, str] = {}
+    for step in steps:
+        if not OPERATIONS.get(step.operation, OPERATIONS["health_check"]).mutating:
+            continue
+        if step.target not in keys:
+            found = await ctx.registry.backend.resolve([step.target], step.params.get("project"))
+            keys[step.target] = identity(found if isinstance(found, Target) else None, step.target)
+    return keys

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from devops_agent.context import AgentContext
-from devops_agent.state import IncidentState
+from devops_agent.state import IncidentState, Outcome, RunState
 
 
-async def escalate(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    approval = state.get("approval") or {}
-    rejected = approval.get("decision") == "reject" and approval.get("approver") != "policy"
-    outcome = "rejected" if rejected else "escalated"
-    reason = state.get("escalation") or (state.get("plan") or {}).get("why") or "no reason recorded"
-    diagnosis = state.get("diagnosis") or {}
+async def escalate(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    approval, plan, diagnosis = run.approval, run.plan, run.diagnosis
+    rejected = bool(approval and approval.decision == "reject" and approval.approver != "policy")
+    outcome: Outcome = "rejected" if rejected else "escalated"
+    reason = run.escalation or (plan.why if plan else "") or "no reason recorded"
+    code = run.escalation_reason or ("rejected" if rejected else None)
     ctx.notifier.send(
-        f"[devops-agent] {state.get('service') or 'unknown service'}: {outcome}. {reason}",
-        run_id=state.get("run_id"),
-        service=state.get("service"),
+        f"[devops-agent] {run.service or 'unknown service'}: {outcome}. {reason}",
+        run_id=run.run_id,
+        service=run.service,
         outcome=outcome,
-        category=diagnosis.get("category"),
+        category=diagnosis.category if diagnosis else None,
+        reason=code,
     )
-    return {"outcome": outcome, "escalation": reason}
+    return {"outcome": outcome, "escalation": reason, "escalation_reason": code}

@@ -1,28 +1,53 @@
-"""execute: run the plan's steps, each recorded in the action ledger before and after it runs.
+"""execute: run the plan's steps, each judged and recorded in the action ledger before it runs.
 
-The ledger key is (run, attempt, step). A step found in the ledger is never run again: when the
-process died after recording it, or the node is re-run on resume, it comes back as `skipped`.
-Just before each step the policy's refusals are checked again (time may have passed while a
-person decided), a snapshot for its inverse is taken, and with DRY_RUN nothing is changed.
+The ledger key is (run, attempt, step), and a row is a claim, not proof. Each step:
+
+1. resolves its target's identity and snapshots what the step would change;
+2. is judged by the policy and recorded as started in one transaction, serialised per target
+   and fenced by the run's lease (memory.ledger.begin): another run acting on the target now
+   means this run joins it; a refusal refuses; a step the policy approved by itself asks a
+   person when a reason to ask appeared since (the kill switch);
+3. runs (or not, in a dry run), and its end is recorded with its audit row in one transaction.
+
+A step found in the ledger (the node re-run on resume) is never run blindly again: one that
+succeeded comes back `skipped` (it happened), one that failed or was refused comes back as it
+ended, and one that began but never ended is reconciled with the infrastructure: found done, it
+is recorded `succeeded` with `reconciled`; surely not done, it runs once; unknown, the run
+escalates with `reconcile_unknown`. execute_command is never run a second time.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from devops_agent import faults, fencing
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import policy_facts
-from devops_agent.policy import Facts, refusals
-from devops_agent.state import ActionRecord, IncidentState, Plan, PlanStep, utcnow
-from devops_agent.tools.registry import OperationResult
+from devops_agent.memory.db import LedgerEntry
+from devops_agent.memory.ledger import StepEntry
+from devops_agent.nodes.common import target_keys
+from devops_agent.nodes.requests import approval_request
+from devops_agent.operations import OPERATIONS
+from devops_agent.policy import Finding, StepVerdict, judge_step
+from devops_agent.state import ActionRecord, Approval, IncidentState, PlanStep, RunState, utcnow
+
+POLICY_ACTORS = ("policy", "")  # an approval by these is not a person's
 
 
-async def snapshot(ctx: AgentContext, step: PlanStep) -> dict[str, Any] | None:
-    """What the step's inverse needs (the replica count before a scale)."""
-    if step.operation == "scale_service":
-        target = await ctx.registry.backend.resolve([step.target])
-        return {"replicas": len(target.containers)} if target else None
-    return None
+@dataclass
+class StepOutcome:
+    """A step that ran (or was refused, skipped, reconciled): `record`; or one that did not
+    start because a person must decide it first, or another run is acting on its target."""
+
+    record: ActionRecord | None = None
+    verdict: StepVerdict | None = None
+    escalate: Finding | None = None  # the step leaves the run no way on (reconcile_unknown)
+
+
+def approved_by_person(approval: Approval | None) -> bool:
+    return bool(
+        approval and approval.decision == "approve" and approval.approver not in POLICY_ACTORS
+    )
 
 
 async def run_step(
@@ -31,10 +56,12 @@ async def run_step(
     attempt: int,
     index: int,
     step: PlanStep,
+    *,
+    by_person: bool,
     rollback_of: int | None = None,
-    recheck: bool = True,
-) -> ActionRecord:
-    """Check, snapshot, record in the ledger, run (or not, in a dry run), record the end."""
+    evidence_at: str | None = None,
+) -> StepOutcome:
+    """Judge, record, run and record the end of one step (the module's docstring says how)."""
     params = {**step.params, "target": step.target}
     record = ActionRecord(
         attempt=attempt,
@@ -46,69 +73,213 @@ async def run_step(
         started_at=utcnow(),
         rollback_of=rollback_of,
     )
-    # Right after the policy approved by itself, its facts are fresh; after a person's decision
-    # (minutes or days later) or for a rollback, read them again.
-    facts = await policy_facts(ctx, [step.target]) if recheck else Facts()
-    refused = refusals([step], ctx.settings, ctx.policy, facts, undo=rollback_of is not None)
-    record.snapshot = await snapshot(ctx, step)
-    before = (record.snapshot or {}).get("replicas")
-    if step.operation == "scale_service" and before is not None:
-        change = abs(int(params.get("replicas", before)) - before)
-        if change > ctx.settings.max_scale_step:
-            refused.append(
-                f"scaling by {change} exceeds MAX_SCALE_STEP={ctx.settings.max_scale_step}"
-            )
-    earlier = await ctx.store.begin_step(
-        run_id, attempt, index, step.operation, step.target, params
+    mutating = OPERATIONS.get(step.operation, OPERATIONS["health_check"]).mutating
+    keys = await target_keys(ctx, [step])
+    record.snapshot = await ctx.registry.snapshot(step.operation, params) if mutating else None
+    replicas = (record.snapshot or {}).get("replicas")
+    s = ctx.settings
+
+    def judge(facts: Any) -> StepVerdict:
+        return judge_step(
+            step,
+            s,
+            ctx.policy,
+            facts,
+            by_person=by_person,
+            undo=rollback_of is not None,
+            replicas_before={step.target: replicas} if replicas is not None else None,
+        )
+
+    entry = StepEntry(
+        run_id=run_id,
+        attempt=attempt,
+        step=index,
+        operation=step.operation,
+        target=step.target,
+        target_key=keys.get(step.target, f"unresolved:{step.target}"),
+        params=params,
+        snapshot=record.snapshot,
+        evidence_at=evidence_at,
     )
-    if earlier is not None:
-        record.status = "skipped"
-        record.output = f"already recorded ({earlier.status}) before a resume; not run again"
-        return record
-    if refused:
-        record.status, record.output = "refused", "; ".join(refused)
-    elif ctx.settings.dry_run:
-        record.status, record.output = (
-            "dry_run",
-            f"DRY_RUN: would run {step.operation} with {params}",
+    begun = await ctx.store.begin_step(entry, fencing.current.get(), s, judge)
+    if begun.earlier is not None:
+        return await _recorded(ctx, run_id, record, begun.earlier)
+    verdict = begun.verdict
+    assert verdict is not None
+    if verdict.kind in ("ask", "join"):
+        return StepOutcome(verdict=verdict)
+    if verdict.kind == "refuse":
+        record.status, record.output, record.reason = "refused", verdict.why, verdict.reason
+        record.finished_at = utcnow()
+        await ctx.audit.append(run_id, "action", "agent", record.model_dump(mode="json"))
+        return StepOutcome(record)
+    if s.dry_run:
+        record.status, record.reason = "dry_run", "dry_run"
+        record.output = f"DRY_RUN: would run {step.operation} with {params}"
+        await _finish(ctx, run_id, record)
+        return StepOutcome(record)
+    return await _act(ctx, run_id, record)
+
+
+async def _act(ctx: AgentContext, run_id: str, record: ActionRecord) -> StepOutcome:
+    """Run a step recorded as started, then record how it ended."""
+    faults.hit("after_begin_step")
+    result = await ctx.registry.run(record.operation, record.params)
+    faults.hit("after_backend_call")
+    escalate = None
+    if result.data.get("in_flight"):
+        # The call outlived its deadline while the engine may go on: ask reality, not the call.
+        found = await ctx.registry.reconcile(
+            record.operation, record.params, record.snapshot, record.started_at
         )
-    else:
-        result: OperationResult = await ctx.registry.run(step.operation, params)
-        if result.ok:
-            record.status, record.output = "succeeded", result.message
+        if found.verdict == "done":
+            record.status, record.reconciled = "succeeded", True
+            record.output = f"{result.message}; found done: {found.detail}"
         else:
-            record.status = "refused" if result.error in ("refused", "invalid") else "failed"
-            record.output = f"{result.error}: {result.message}"
+            record.status, record.reason = "failed", "reconcile_unknown"
+            record.output = f"{result.error}: {result.message}; {found.detail}"
+            escalate = Finding(
+                "reconcile_unknown", f"{record.operation} on {record.target}: {record.output}"
+            )
+    elif result.ok:
+        record.status, record.output = "succeeded", result.message
+    else:
+        record.status = "refused" if result.error in ("refused", "invalid") else "failed"
+        record.output = f"{result.error}: {result.message}"
+    await _finish(ctx, run_id, record)
+    faults.hit("after_finish_step")
+    return StepOutcome(record, escalate=escalate)
+
+
+async def _finish(ctx: AgentContext, run_id: str, record: ActionRecord) -> None:
+    """The ledger's end and the action's audit row, in one transaction."""
     record.finished_at = utcnow()
-    await ctx.store.finish_step(run_id, attempt, index, record.status, record.output)
-    await ctx.audit.append(run_id, "action", "agent", record.model_dump(mode="json"))
-    return record
+    await ctx.store.finish_step(
+        run_id,
+        record.attempt,
+        record.step,
+        record.status,
+        record.output,
+        reconciled=record.reconciled,
+        reason=record.reason,
+        lease=fencing.current.get(),
+        also=ctx.audit.writer(run_id, "action", "agent", record.model_dump(mode="json")),
+    )
 
 
-async def execute(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = Plan.model_validate(state["plan"])
-    run_id = str(state.get("run_id"))
-    attempt = state.get("attempts", 0) + 1
-    records: list[ActionRecord] = []
-    by_policy = (state.get("approval") or {}).get("approver") == "policy"
-    for index, step in enumerate(plan.steps):
-        record = await run_step(
-            ctx, run_id, attempt, index, step, recheck=not by_policy or index > 0
+async def _recorded(
+    ctx: AgentContext, run_id: str, record: ActionRecord, earlier: LedgerEntry
+) -> StepOutcome:
+    """A step the ledger already has: what it says, or what reality says when it never ended."""
+    record.snapshot = earlier.snapshot or record.snapshot
+    record.started_at = earlier.started_at
+    if earlier.status == "succeeded":
+        record.status, record.reconciled = "skipped", bool(earlier.reconciled)
+        record.output = f"done before a resume, not run again: {earlier.output}"
+        record.finished_at = earlier.finished_at
+        await _audit_once(ctx, run_id, record)
+        return StepOutcome(record)
+    if earlier.status != "started":
+        record.status = earlier.status  # type: ignore[assignment]
+        record.output, record.reason = earlier.output, earlier.reason
+        record.finished_at = earlier.finished_at
+        await _audit_once(ctx, run_id, record)
+        escalate = (
+            Finding("reconcile_unknown", earlier.output)
+            if earlier.reason == "reconcile_unknown"
+            else None
         )
-        records.append(record)
-        if record.status in ("failed", "refused"):
+        return StepOutcome(record, escalate=escalate)
+    found = await ctx.registry.reconcile(
+        record.operation, record.params, earlier.snapshot, earlier.started_at
+    )
+    if found.verdict == "not_done":
+        return await _act(ctx, run_id, record)
+    if found.verdict == "done":
+        record.status, record.reconciled = "succeeded", True
+        record.output = f"interrupted by a restart of the agent, found done: {found.detail}"
+        await _finish(ctx, run_id, record)
+        return StepOutcome(record)
+    record.status, record.reason = "failed", "reconcile_unknown"
+    record.output = f"interrupted by a restart of the agent; reality cannot tell: {found.detail}"
+    await _finish(ctx, run_id, record)
+    message = f"{record.operation} on {record.target} may or may not have happened: {found.detail}"
+    return StepOutcome(record, escalate=Finding("reconcile_unknown", message))
+
+
+async def _audit_once(ctx: AgentContext, run_id: str, record: ActionRecord) -> None:
+    """The audit row of a step recorded before a crash, if the crash came before it."""
+    for row in await ctx.audit.rows(run_id=run_id, kind="action"):
+        detail = row.detail or {}
+        if (detail.get("attempt"), detail.get("step")) == (record.attempt, record.step):
+            return
+    await ctx.audit.append(run_id, "action", "agent", record.model_dump(mode="json"))
+
+
+async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    plan, run_id, attempt = run.plan, run.run_id, run.attempts + 1
+    assert plan is not None, "only approved plans reach execute"
+    by_person = approved_by_person(run.approval)
+    # Steps already on the run: this attempt was deferred to a person at a later step.
+    shown = {(a.attempt, a.step) for a in run.actions}
+    records: list[ActionRecord] = []
+    update: IncidentState = {}
+    for index, step in enumerate(plan.steps):
+        outcome = await run_step(
+            ctx,
+            run_id,
+            attempt,
+            index,
+            step,
+            by_person=by_person,
+            evidence_at=run.diagnosed_at,
+        )
+        verdict = outcome.verdict
+        if verdict is not None and verdict.kind == "ask":
+            request = approval_request(
+                state,
+                plan,
+                verdict.findings,
+                policy=f"policy {ctx.policy.digest}",
+                timeout=ctx.settings.approval_timeout,
+                attempt=attempt,
+                scope=f"step {index}",
+            )
+            detail = {"why": request["why"], "reason": request["reason"], "step": index}
+            await ctx.audit.append(run_id, "approval_request", "policy", detail)
+            update = {"approval": None, "approval_request": request}
             break
-    update: dict[str, Any] = {
-        "attempts": attempt,
-        "actions": [r.model_dump(mode="json") for r in records],
-    }
-    refused = [r.output for r in records if r.status == "refused"]
-    if refused:
-        update["escalation"] = f"the policy refused a step: {refused[0]}"
-    elif records and all(r.status == "dry_run" for r in records):
-        update["escalation"] = "DRY_RUN: the plan was recorded, nothing was changed"
-    return update
-
-
-def route_after_execute(state: IncidentState) -> str:
-    return "escalate" if state.get("escalation") else "validate"
+        if verdict is not None and verdict.kind == "join":
+            update = {
+                "outcome": "superseded",
+                "escalation_reason": "joined",
+                "handled_by": verdict.handled_by,
+                "notes": [f"joined: {verdict.why}"],
+            }
+            break
+        assert outcome.record is not None
+        records.append(outcome.record)
+        if outcome.escalate is not None:
+            update = {
+                "escalation": outcome.escalate.message,
+                "escalation_reason": outcome.escalate.code,
+            }
+            break
+        if outcome.record.status in ("failed", "refused"):
+            if outcome.record.status == "refused":
+                update = {
+                    "escalation": f"the policy refused a step: {outcome.record.output}",
+                    "escalation_reason": outcome.record.reason or "policy_forbid",
+                }
+            break
+    else:
+        if records and all(r.status == "dry_run" for r in records):
+            update = {
+                "escalation": "DRY_RUN: the plan was recorded, nothing was changed",
+                "escalation_reason": "dry_run",
+            }
+    fresh = [r.model_dump(mode="json") for r in records if (r.attempt, r.step) not in shown]
+    if "approval_request" not in update:
+        update["attempts"] = attempt
+    return {**update, "actions": fresh}

@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from devops_agent.context import AgentContext
-from devops_agent.state import IncidentState
+from devops_agent.state import IncidentState, RunState
 
 
-async def learn(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    outcome = state.get("outcome") or "escalated"
-    diagnosis = state.get("diagnosis") or {}
+async def learn(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    outcome = run.outcome or "escalated"
+    diagnosis = run.diagnosis
     await ctx.store.record_incident(
-        run_id=str(state.get("run_id")),
-        service=str(state.get("service") or ""),
-        category=str(diagnosis.get("category") or "unknown"),
-        root_cause=str(diagnosis.get("root_cause") or state.get("escalation") or ""),
-        confidence=float(diagnosis.get("confidence") or 0.0),
+        run_id=run.run_id,
+        service=run.service,
+        category=diagnosis.category if diagnosis else "unknown",
+        root_cause=(diagnosis.root_cause if diagnosis else "") or run.escalation or "",
+        confidence=diagnosis.confidence if diagnosis else 0.0,
         outcome=outcome,
-        evidence=[
-            {"source": e["source"], "summary": e["summary"]} for e in state.get("evidence", [])
-        ],
-        actions=list(state.get("actions", [])),
-        attempts=state.get("attempts", 0),
+        evidence=[{"source": e.source, "summary": e.summary} for e in run.evidence],
+        actions=[a.model_dump(mode="json") for a in run.actions],
+        attempts=run.attempts,
     )
     await ctx.audit.append(
-        str(state.get("run_id")),
+        run.run_id,
         "outcome",
         "agent",
         {
             "outcome": outcome,
-            "escalation": state.get("escalation"),
-            "attempts": state.get("attempts", 0),
+            "escalation": run.escalation,
+            "reason": run.escalation_reason,
+            "handled_by": run.handled_by,
+            "attempts": run.attempts,
         },
     )
     return {"outcome": outcome}

@@ -6,32 +6,25 @@ the plan (`requires_approval`, and the policy's reasons in `why`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import investigation
-from devops_agent.state import Diagnosis, IncidentState, Plan
+from devops_agent.state import IncidentState, Plan, RunState
 
 
-async def plan(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    history = await ctx.store.history(state.get("service") or "")
-    case = investigation(state, ctx.settings.max_replicas, history=history)
-    diagnosis = Diagnosis.model_validate(state["diagnosis"])
+async def plan(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    history = await ctx.store.history(run.service)
+    case = investigation(run, ctx.settings.max_replicas, history=history)
+    diagnosis = run.diagnosis
+    assert diagnosis is not None, "root_cause always diagnoses before plan"
     made: Plan = await ctx.reasoner.plan(case, diagnosis)
-    update: dict[str, Any] = {}
+    update: IncidentState = {"plan": made.model_dump(mode="json"), "reasoning": case.calls}
     if made.action == "no_action":
         update["outcome"] = "no_action"
     elif made.action == "escalate":
         update["escalation"] = made.why
+        update["escalation_reason"] = made.reason or "cannot_fix"
     await ctx.audit.append(
-        str(state.get("run_id")),
-        "plan",
-        made.reasoner,
-        {"plan": made.model_dump(mode="json")},
+        run.run_id, "plan", made.reasoner, {"plan": made.model_dump(mode="json")}
     )
-    return {**update, "plan": made.model_dump(mode="json"), "reasoning": case.calls}
-
-
-def route_after_plan(state: IncidentState) -> str:
-    action = (state.get("plan") or {}).get("action")
-    return {"remediate": "approve", "escalate": "escalate"}.get(str(action), "learn")
+    return update

@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import investigation, target_dump, target_of
+from devops_agent.nodes.common import investigation, target_dump
 from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
-from devops_agent.state import Evidence, IncidentState
+from devops_agent.state import Evidence, IncidentState, RunState, Target, utcnow
 from devops_agent.tools.prometheus import service_evidence
 from devops_agent.tools.registry import OperationResult
 
@@ -53,24 +53,44 @@ def names_in(lines: list[str]) -> list[str]:
 
 
 async def _dependencies(
-    ctx: AgentContext, target_name: str, declared: list[str], log_errors: list[str]
+    ctx: AgentContext, target: Target, log_errors: list[str]
 ) -> list[dict[str, Any]]:
-    names = [n for n in dict.fromkeys([*declared, *names_in(log_errors)]) if n != target_name]
+    """The health of the services the target needs.
+
+    Declared ones (`devops-agent.depends-on`, Compose's `com.docker.compose.depends_on`) are
+    always checked. A name mined from an error line is application output, as untrusted as alert
+    text ("failed to connect to a database" names `a`): it counts only when it is exactly an
+    existing container or service, and that one is itself failing.
+    """
+    declared = [n for n in target.depends_on if n != target.name]
+    mined = [n for n in names_in(log_errors) if n != target.name and n not in declared]
+    project = target.project if target.kind == "compose_service" else None
     evidence: list[dict[str, Any]] = []
-    for name in names[:MAX_DEPENDENCIES]:
-        dep = await ctx.registry.backend.resolve([name])
-        if dep is None:
+    for name in [*declared, *mined][:MAX_DEPENDENCIES]:
+        dep = await ctx.registry.backend.resolve([name], project)
+        if not isinstance(dep, Target):
             continue
-        result = await ctx.registry.run("health_check", {"target": dep.name})
+        params: dict[str, Any] = {"target": dep.name}
+        if dep.kind == "compose_service" and dep.project:
+            params["project"] = dep.project
+        result = await ctx.registry.run("health_check", params)
         healthy = bool(result.ok and result.data.get("healthy"))
-        how = "declared by label" if name in declared else "named in the error lines"
+        if name not in declared and healthy:
+            continue  # a healthy service that a log line happens to name is no evidence
+        how = "declared by label" if name in declared else "named in the error lines, and failing"
         evidence.append(
             Evidence(
                 source="dependency",
                 target=dep.name,
                 ok=result.ok,
                 summary=f"dependency {dep.name} ({how}): {'healthy' if healthy else 'DOWN'} ({result.message})",
-                data={"healthy": healthy, "declared": name in declared, "health": result.data},
+                data={
+                    "healthy": healthy,
+                    "declared": name in declared,
+                    "project": params.get("project"),
+                    "key": dep.key,
+                    "health": result.data,
+                },
             ).model_dump(mode="json")
         )
     return evidence
@@ -85,7 +105,7 @@ async def _prometheus(url: str | None, service: str) -> list[dict[str, Any]]:
 
 async def _settle_probe(
     ctx: AgentContext,
-    name: str,
+    target: Target,
     health: OperationResult,
     logs: OperationResult,
     resources: OperationResult,
@@ -101,43 +121,46 @@ async def _settle_probe(
         probe["summary"] = f"{probe['summary']}, and {seen}"
         health.message = f"{health.message}; {seen}"
         return health
-    again = await ctx.registry.run("health_check", {"target": name})  # PROBE_TIMEOUT
+    again = await ctx.registry.run("health_check", target.params)  # PROBE_TIMEOUT
     if again.ok and again.data.get("probe"):
         again.data["probe"]["quick_probe"] = f"no answer in {quick:g}s; waited longer: {why_wait}"
     return again
 
 
-async def root_cause(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    target = target_of(state)
+async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    target = run.target
     assert target is not None, "triage routes only resolved targets here"
-    target = (
-        await ctx.registry.backend.resolve([target.name]) or target
-    )  # replicas may have changed
+    again = await ctx.registry.backend.resolve(
+        [target.name], target.project if target.kind == "compose_service" else None
+    )
+    target = again if isinstance(again, Target) else target  # replicas may have changed
     quick = min(ctx.settings.probe_quick_timeout, ctx.settings.probe_timeout)
+    gathered_at = utcnow()
     (health, logs, resources), metrics = await asyncio.gather(
         asyncio.gather(
-            ctx.registry.run("health_check", {"target": target.name, "probe_timeout": quick}),
-            ctx.registry.run("get_logs", {"target": target.name, "lines": 200}),
-            ctx.registry.run("check_resources", {"target": target.name}),
+            ctx.registry.run("health_check", {**target.params, "probe_timeout": quick}),
+            ctx.registry.run("get_logs", {**target.params, "lines": 200}),
+            ctx.registry.run("check_resources", target.params),
         ),
         _prometheus(ctx.settings.prometheus_url, target.name),
     )
     if quick < ctx.settings.probe_timeout and probe_timed_out(health):
-        health = await _settle_probe(ctx, target.name, health, logs, resources, metrics, quick)
+        health = await _settle_probe(ctx, target, health, logs, resources, metrics, quick)
     evidence = [_evidence(r) for r in (health, logs, resources)]
     errors = logs.data.get("error_lines", []) if logs.ok else []
-    evidence += await _dependencies(ctx, target.name, target.depends_on, errors)
+    evidence += await _dependencies(ctx, target, errors)
     evidence += metrics
     stored = target_dump(target)
-    case = investigation(
-        {**state, "evidence": evidence, "target": stored}, ctx.settings.max_replicas
-    )
+    gathered = RunState({**state, "evidence": evidence, "target": stored})
+    case = investigation(gathered, ctx.settings.max_replicas)
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
-        str(state.get("run_id")), "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
+        run.run_id, "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
     )
     return {
         "target": stored,
+        "diagnosed_at": gathered_at,
         "evidence": evidence,
         "diagnosis": diagnosis.model_dump(mode="json"),
         "reasoning": case.calls,

@@ -7,13 +7,11 @@ import time
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.state import IncidentState, Validation
+from devops_agent.state import IncidentState, RunState, Validation
 
 
-async def _check(ctx: AgentContext, names: list[str]) -> Validation:
-    results = await asyncio.gather(
-        *(ctx.registry.run("health_check", {"target": n}) for n in names)
-    )
+async def _check(ctx: AgentContext, targets: list[dict[str, Any]]) -> Validation:
+    results = await asyncio.gather(*(ctx.registry.run("health_check", t) for t in targets))
     checks = [
         {"target": r.target, "healthy": bool(r.ok and r.data.get("healthy")), "summary": r.message}
         for r in results
@@ -21,30 +19,29 @@ async def _check(ctx: AgentContext, names: list[str]) -> Validation:
     return Validation(healthy=all(c["healthy"] for c in checks), checks=checks)
 
 
-async def validate(state: IncidentState, ctx: AgentContext) -> dict[str, Any]:
-    plan = state.get("plan") or {}
-    names = list(
-        dict.fromkeys([str(state.get("service"))] + [s["target"] for s in plan.get("steps", [])])
-    )
+def touched(run: RunState) -> list[dict[str, Any]]:
+    """The incident's target and every target of the plan, each once (with its project)."""
+    target, plan = run.target, run.plan
+    found = [target.params if target else {"target": run.service}]
+    found += [step.named for step in (plan.steps if plan else [])]
+    return list({(t["target"], t.get("project")): t for t in found}.values())
+
+
+async def validate(state: IncidentState, ctx: AgentContext) -> IncidentState:
+    run = RunState(state)
+    names = touched(run)
     deadline = time.monotonic() + ctx.settings.validate_timeout
     result = await _check(ctx, names)
     while not result.healthy and time.monotonic() < deadline:
         await asyncio.sleep(ctx.validate_interval)
         result = await _check(ctx, names)
-    update: dict[str, Any] = {"validation": result.model_dump(mode="json")}
+    update: IncidentState = {"validation": result.model_dump(mode="json")}
     if result.healthy:
         update["outcome"] = "resolved"
-    elif state.get("attempts", 0) >= ctx.settings.max_attempts:
+    elif run.attempts >= ctx.settings.max_attempts:
         update["escalation"] = (
-            f"still unhealthy after {state.get('attempts')} attempt(s) (MAX_ATTEMPTS="
+            f"still unhealthy after {run.attempts} attempt(s) (MAX_ATTEMPTS="
             f"{ctx.settings.max_attempts}): " + "; ".join(c["summary"] for c in result.checks)
         )
+        update["escalation_reason"] = "did_not_hold"
     return update
-
-
-def route_after_validate(state: IncidentState) -> str:
-    """Healthy: learn. Attempts used up (validate set the escalation): roll back, then escalate.
-    Else re-diagnose."""
-    if (state.get("validation") or {}).get("healthy"):
-        return "learn"
-    return "rollback" if state.get("escalation") else "root_cause"

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from devops_agent.operations import OperationSpec
 from devops_agent.reasoning.answers import AnswerSpec
 from devops_agent.reasoning.base import Investigation
 from devops_agent.redact import redact, redact_data
 from devops_agent.state import CATEGORIES, Diagnosis, Evidence
 from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap
-from devops_agent.tools.registry import OperationSpec
 
 if TYPE_CHECKING:
     from devops_agent.reasoning.identifiers import Pseudonyms

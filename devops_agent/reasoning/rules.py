@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+from devops_agent.policy.checks import ineffective, scale_findings
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.records import CallRecord
-from devops_agent.state import Diagnosis, Evidence, Plan, PlanStep
+from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan, PlanStep
 
 CONFIG_EXIT_CODES = {78: "EX_CONFIG", 126: "not executable", 127: "command not found"}
 CONFIG_WORDS = (
@@ -36,7 +37,6 @@ CPU_THROTTLED_RATIO = 0.3
 CPU_OF_LIMIT_PERCENT = 85.0
 MEMORY_PERCENT = 90.0
 CRASH_LOOP_RESTARTS = 3
-REMEDY_GIVE_UP_FAILURES = 2
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _diag(
 
 def _restarted_before(case: Investigation, target: str) -> bool:
     return any(
-        a.operation == "restart_service" and a.target == target and a.status == "succeeded"
+        a.operation == "restart_service" and a.target == target and a.status in HAPPENED
         for a in case.actions
     )
 
@@ -298,14 +298,31 @@ def _dependency(name: str, facts: Facts) -> Diagnosis:
     )
 
 
-def _step(operation: str, target: str, risk: str, why: str, **params: Any) -> PlanStep:
+def _step(
+    operation: str, target: str, risk: str, why: str, project: str | None = None, **params: Any
+) -> PlanStep:
+    named = {"target": target, **({"project": project} if project else {})}
     return PlanStep(
         operation=operation,
         target=target,
-        params={"target": target, **params},
+        params={**named, **params},
         risk=risk,
         rationale=why,
     )
+
+
+ESCALATIONS: dict[str, tuple[str, str]] = {
+    "config_error": (
+        "cannot_fix",
+        "its configuration must be fixed by a person; restarting cannot fix it",
+    ),
+    "crash_loop": (
+        "crash_loop",
+        "it keeps crashing after restarts; another restart would not help",
+    ),
+    "disk_full": ("cannot_fix", "the disk must be cleaned or grown by a person"),
+    "unknown": ("cannot_fix", "the evidence does not show a cause the agent can fix"),
+}
 
 
 def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
@@ -316,37 +333,40 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
         return Plan(action="no_action", why=diagnosis.root_cause, confidence=conf)
     if target is None:
         return Plan(
-            action="escalate", why="unknown target: " + diagnosis.root_cause, confidence=conf
+            action="escalate",
+            why="unknown target: " + diagnosis.root_cause,
+            confidence=conf,
+            reason="unknown_target",
         )
     name = target.name
+    project = target.params.get("project")
     steps: list[PlanStep] = []
     category = diagnosis.category
     if category in ("crash", "hang"):
-        steps = [_step("restart_service", name, "medium", f"a restart clears a {category}")]
+        steps = [
+            _step("restart_service", name, "medium", f"a restart clears a {category}", project)
+        ]
     elif category == "memory_exhaustion":
+        why = "a restart brings it back; the memory limit is too small and should be raised"
+        steps = [_step("restart_service", name, "medium", why, project)]
+    elif category == "dependency_failure":
+        deps = [
+            e for e in case.evidence if e.source == "dependency" and not e.data.get("healthy", True)
+        ]
         steps = [
             _step(
                 "restart_service",
-                name,
+                dep.target,
                 "medium",
-                "a restart brings it back; the memory limit is too small and should be raised",
+                f"{name} needs {dep.target}, which is down",
+                dep.data.get("project"),
             )
-        ]
-    elif category == "dependency_failure":
-        deps = [
-            e.target
-            for e in case.evidence
-            if e.source == "dependency" and not e.data.get("healthy", True)
-        ]
-        steps = [
-            _step("restart_service", dep, "medium", f"{name} needs {dep}, which is down")
             for dep in deps
         ]
         own = case.find("health_check")
         if own and any(not c.get("running") for c in own.data.get("containers", [])):
-            steps.append(
-                _step("restart_service", name, "medium", f"{name} exited while {deps[0]} was down")
-            )
+            why = f"{name} exited while {deps[0].target} was down"
+            steps.append(_step("restart_service", name, "medium", why, project))
     elif category in ("cpu_saturation", "overload"):
         if not target.scalable:
             return Plan(
@@ -354,42 +374,34 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
                 why=f"{diagnosis.root_cause} {name} is a single container, not a scalable service: "
                 "it needs more capacity from a person.",
                 confidence=conf,
+                reason="cannot_fix",
             )
-        replicas = len(target.containers) + 1
-        if replicas > case.max_replicas:
+        before = len(target.containers)
+        refused = scale_findings(before + 1, before, case.max_replicas, None)
+        if refused:
             return Plan(
                 action="escalate",
-                why=f"{name} is already at MAX_REPLICAS={case.max_replicas}",
+                why=f"{name} cannot get another replica: {refused[0].message}",
                 confidence=conf,
+                reason=refused[0].code,
             )
-        steps = [
-            _step(
-                "scale_service",
-                name,
-                "medium",
-                f"add a replica to share the load ({replicas - 1} -> {replicas})",
-                replicas=replicas,
-            )
-        ]
+        why = f"add a replica to share the load ({before} -> {before + 1})"
+        steps = [_step("scale_service", name, "medium", why, project, replicas=before + 1)]
     else:
-        reasons = {
-            "config_error": "its configuration must be fixed by a person; restarting cannot fix it",
-            "crash_loop": "it keeps crashing after restarts; another restart would not help",
-            "disk_full": "the disk must be cleaned or grown by a person",
-            "unknown": "the evidence does not show a cause the agent can fix",
-        }
+        code, reason = ESCALATIONS[category]
         return Plan(
             action="escalate",
-            why=f"{diagnosis.root_cause} Escalating: {reasons[category]}.",
+            why=f"{diagnosis.root_cause} Escalating: {reason}.",
             confidence=conf,
+            reason=code,
         )
     for step in steps:
-        ok, failed = case.history.get((category, step.operation), (0, 0))
-        if failed >= REMEDY_GIVE_UP_FAILURES and ok == 0:
+        useless = ineffective(case.history, category, step.operation)
+        if useless:
             return Plan(
                 action="escalate",
-                why=f"{step.operation} did not fix {category} on {name} the last {failed} times: "
-                "escalating instead of repeating it.",
+                why=f"{useless.message} (on {name}): escalating instead.",
                 confidence=conf,
+                reason=useless.code,
             )
     return Plan(action="remediate", steps=steps, why=diagnosis.root_cause, confidence=conf)

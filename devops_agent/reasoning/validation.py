@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from devops_agent.policy.checks import command_finding, ineffective, scale_findings
 from devops_agent.reasoning.answers import DiagnosisAnswer, PlanAnswer, StepAnswer
 from devops_agent.reasoning.base import Investigation
 from devops_agent.state import Diagnosis, Plan, PlanStep
@@ -28,7 +29,6 @@ INTERPRETERS = frozenset(
     {"sh", "bash", "zsh", "dash", "ash", "ksh", "csh", "tcsh", "fish", "busybox", "env", "eval"}
     | {"xargs", "python", "python3", "perl", "ruby", "node", "php", "lua"}
 )
-REMEDY_GIVE_UP_FAILURES = 2  # as the rules reasoner: a remedy that failed twice is not repeated
 MAX_REASONS = 10
 
 
@@ -50,6 +50,16 @@ def allowed_targets(case: Investigation) -> list[str]:
     names = [case.target.name] if case.target else []
     names += [e.target for e in case.evidence if e.source == "dependency" and e.target]
     return list(dict.fromkeys(names))
+
+
+def project_of(case: Investigation, name: str) -> str | None:
+    """The Compose project of an allowed target, as the backend resolved it (never the model's)."""
+    if case.target and name == case.target.name:
+        return case.target.params.get("project")
+    for item in case.evidence:
+        if item.source == "dependency" and item.target == name:
+            return item.data.get("project")
+    return None
 
 
 def shell_problems(value: Any, where: str) -> list[str]:
@@ -104,21 +114,27 @@ def check_step(
             f"{where}: params.target {params['target']!r} differs from the step's target"
         )
     params["target"] = step.target
+    project = project_of(case, step.target)
+    if params.get("project") not in (None, project):
+        reasons.append(f"{where}: params.project {params['project']!r} is not the target's")
+    params.pop("project", None)
+    if project:
+        params["project"] = project
     reasons += shell_problems(params, f"{where} params")
     parsed = registry.validate(step.operation, params)
     if isinstance(parsed, str):
         return None, [*reasons, f"{where}: {parsed}"]
-    values = parsed.model_dump(mode="json")
+    values = parsed.model_dump(mode="json", exclude_none=True)
     if step.operation == "execute_command":
-        argv = values["argv"]
-        if not any(argv[: len(p)] == list(p) for p in command_allowlist if p):
-            reasons.append(
-                f"{where}: argv {argv[:4]!r} matches no EXECUTE_COMMAND_ALLOWLIST prefix"
-            )
+        refused = command_finding(values["argv"], command_allowlist)
+        if refused:
+            reasons.append(f"{where}: {refused.message}")
     if step.operation == "scale_service":
-        if values["replicas"] > case.max_replicas:
-            reasons.append(f"{where}: {values['replicas']} replicas is above MAX_REPLICAS")
-        if case.target and step.target == case.target.name and not case.target.scalable:
+        ours = case.target is not None and step.target == case.target.name
+        before = len(case.target.containers) if case.target and ours else None
+        for found in scale_findings(values["replicas"], before, case.max_replicas, None):
+            reasons.append(f"{where}: {found.message}")
+        if case.target and ours and not case.target.scalable:
             reasons.append(f"{where}: {step.target} is a single container, not a scalable service")
     if reasons:
         return None, reasons
@@ -151,11 +167,9 @@ def check_plan(
             if made is not None:
                 steps.append(made)
         for made in steps:
-            ok, failed = case.history.get((diagnosis.category, made.operation), (0, 0))
-            if failed >= REMEDY_GIVE_UP_FAILURES and ok == 0:
-                reasons.append(
-                    f"{made.operation} did not fix {diagnosis.category} the last {failed} times"
-                )
+            useless = ineffective(case.history, diagnosis.category, made.operation)
+            if useless:
+                reasons.append(useless.message)
     elif answer.action == "no_action" and diagnosis.category != "no_fault":
         reasons.append(f"no_action while the diagnosis is {diagnosis.category}")
     if reasons:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
@@ -27,6 +27,11 @@ POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
 FINISHED = (COMPLETED, FAILED)
 
 
+# Names the agent itself records decisions under: a person answering as one of them could pass
+# for the policy (and skip the recheck of a step the policy approved by itself).
+RESERVED_APPROVERS = frozenset({"policy", "system", "alertmanager", "studio", "timeout"})
+
+
 class ResumeBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -34,6 +39,17 @@ class ResumeBody(BaseModel):
     # Stored as given, never interpreted; only text a database cannot hold is refused.
     approver: Annotated[str, Storable] = Field(min_length=1, max_length=200)
     comment: Annotated[str, Storable] | None = Field(None, max_length=2000)
+    # The request this decision answers (GET /approvals); a stale one is refused with 409.
+    request_id: str | None = Field(None, max_length=64, pattern=r"^[0-9a-f]{1,64}$")
+
+    @field_validator("approver")
+    @classmethod
+    def _a_person(cls, value: str) -> str:
+        if not value.strip() or value.strip().lower() in RESERVED_APPROVERS:
+            raise ValueError(
+                f"{value.strip()!r} is reserved for the agent's own decisions: name the person"
+            )
+        return value
 
 
 async def _view(svc: Services, row: RunRecord) -> dict[str, Any]:
@@ -175,6 +191,9 @@ async def approvals(
                 "incident_id": row.incident_id,
                 "service": row.service,
                 "waiting_since": row.awaiting_since,
+                "request_id": request.get("request_id"),
+                "reason": request.get("reason"),
+                "reasons": request.get("reasons") or [],
                 "deadline": request.get("deadline"),
                 "why": request.get("why"),
                 "diagnosis": request.get("diagnosis"),
@@ -193,8 +212,24 @@ async def approvals(
 )
 async def resume_run(run_id: str, body: ResumeBody, svc: Svc) -> JSONResponse:
     await _row(svc, run_id)
-    decision = {"decision": body.decision, "approver": body.approver, "comment": body.comment or ""}
-    if not await svc.manager.decide(run_id, decision):
+    decision = {
+        "decision": body.decision,
+        "approver": body.approver,
+        "comment": body.comment or "",
+        "request_id": body.request_id or "",
+    }
+    claimed = await svc.manager.decide(run_id, decision)
+    if claimed.stale:
+        return JSONResponse(
+            {
+                "detail": f"request {body.request_id} is not the one run {run_id} waits on now "
+                f"({claimed.current_request}): read GET /approvals again",
+                "reason": "stale_request",
+                "request_id": claimed.current_request,
+            },
+            status_code=409,
+        )
+    if not claimed:
         row = await _row(svc, run_id)
         return JSONResponse(
             {"detail": f"run {run_id} is not waiting for approval (status {row.status})"},

@@ -36,12 +36,14 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from devops_agent import faults, fencing
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
     FAILED,
     QUEUED,
     RUNNING,
+    Claimed,
     RunRecord,
     RunRepo,
     now_iso,
@@ -50,6 +52,7 @@ from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
+from devops_agent.state import HAPPENED
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
 POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
-ACTED = ("succeeded", "failed")
+ACTED = (*HAPPENED, "failed")  # a run with a step in these has acted
 SUPERSEDED = {
     "decision": "superseded",
     "approver": "alertmanager",
@@ -136,7 +139,7 @@ class RunManager:
         self.lease = float(settings.run_lease_seconds)
         # Runs this replica holds: the task driving each one (None while it waits in the queue).
         self._held: dict[str, asyncio.Task[None] | None] = {}
-        self._renewed = time.monotonic()
+        self._leases: dict[str, fencing.Lease] = {}  # of the runs being driven
         self.retention = Retention(repo, agent.checkpointer, settings.checkpoint_retention)
 
     def launch(self) -> None:
@@ -160,18 +163,20 @@ class RunManager:
         """Run a queued run in the background."""
         self._spawn(run_id, "start")
 
-    async def decide(self, run_id: str, decision: dict[str, Any]) -> bool:
-        """Hand a decision to a waiting run; False when the run was not waiting (someone won).
+    async def decide(self, run_id: str, decision: dict[str, Any]) -> Claimed:
+        """Hand a decision to a waiting run; falsy when the run was not waiting (someone won) or
+        the decision answers a request the run no longer waits on (`stale`).
 
         The winner stores the decision and holds the run in one UPDATE, then continues it here;
         if this replica dies first, another one claims the run once the lease ran out.
         """
-        if not await self.repo.claim_decision(run_id, decision, self.owner, self.lease):
-            return False
+        claimed = await self.repo.claim_decision(run_id, decision, self.owner, self.lease)
+        if not claimed:
+            return claimed
         self._held.setdefault(run_id, None)
         self.metrics.decisions.labels(decision=str(decision.get("decision"))).inc()
         self._spawn(run_id, "decision")
-        return True
+        return claimed
 
     async def supersede_if_resolved(self, run_id: str) -> bool:
         """Close a waiting run as superseded when all its alerts resolved before it acted."""
@@ -180,7 +185,7 @@ class RunManager:
             return False
         if await self._acted(run_id):
             return False
-        return await self.decide(run_id, dict(SUPERSEDED))
+        return bool(await self.decide(run_id, dict(SUPERSEDED)))
 
     def check_resolved(self, run_id: str) -> None:
         """In the background: supersede the run if a resolution closed all of its alerts."""
@@ -208,14 +213,14 @@ class RunManager:
     async def expire_overdue(self, timeout: float) -> int:
         """Resume every run that has waited longer than `timeout` seconds with `expired`."""
         expired = 0
-        answer = {
+        answer: dict[str, Any] = {
             "decision": "expired",
             "approver": "timeout",
             "comment": f"no decision within APPROVAL_TIMEOUT={timeout:g}s",
         }
         # Only the overdue ones, by id, in the database: memory does not grow with waiting runs.
         for run_id in await self.repo.overdue(_seconds_ago(timeout)):
-            expired += await self.decide(run_id, dict(answer))
+            expired += bool(await self.decide(run_id, dict(answer)))
         return expired
 
     @property
@@ -262,10 +267,14 @@ class RunManager:
         """Hold the run (or leave it: another replica holds it), then drive it in a task that
         the heartbeat cancels if the lease is lost."""
         async with self._lock(run_id):
-            if not await self.repo.claim(run_id, self.owner, self.lease):
+            started = time.monotonic()
+            generation = await self.repo.claim(run_id, self.owner, self.lease)
+            if generation is None:
                 self._held.pop(run_id, None)
                 return
-            task = asyncio.create_task(self._drive_held(run_id, kind), name=f"run:{run_id}")
+            lease = fencing.Lease(run_id, self.owner, generation, started + self.lease / 2)
+            self._leases[run_id] = lease
+            task = asyncio.create_task(self._drive_held(run_id, kind, lease), name=f"run:{run_id}")
             self._held[run_id] = task
             try:
                 await task
@@ -276,10 +285,12 @@ class RunManager:
                 log.warning("run %s: lease lost; left to the replica that holds it now", run_id)
             finally:
                 self._held.pop(run_id, None)
+                self._leases.pop(run_id, None)
 
-    async def _drive_held(self, run_id: str, kind: str) -> None:
+    async def _drive_held(self, run_id: str, kind: str, lease: fencing.Lease) -> None:
         """Feed the graph what the run needs next, then record where it stopped."""
         self.executing.add(run_id)
+        fencing.current.set(lease)  # this task's context: every backend call checks it
         try:
             row = await self.repo.get(run_id)
             if row is None:
@@ -291,6 +302,8 @@ class RunManager:
             await self._settle(run_id)
         except asyncio.CancelledError:
             raise
+        except fencing.LeaseLost as exc:
+            log.warning("run %s: %s; left to the replica that holds it now", run_id, exc)
         except Exception as exc:
             if _unavailable(exc):
                 # Not the run's fault: leave it running and let it go; it is claimed again
@@ -322,7 +335,15 @@ class RunManager:
         if row.status != RUNNING:
             return None  # finished, or waiting again (a decision task that lost a race)
         decision = row.pending_decision
-        if decision and await self.agent.pending_approval(run_id) is not None:
+        pending = await self.agent.pending_approval(run_id) if decision else None
+        if decision and pending is not None:
+            asked, current = decision.get("request_id"), pending.get("request_id")
+            if asked and current and asked != current:
+                # The decision answered an earlier request: this one waits for a person.
+                log.warning(
+                    "run %s: a decision for request %s does not answer %s", run_id, asked, current
+                )
+                return _nothing  # _settle records it waiting for this request
             if decision.get("decision") == SUPERSEDED["decision"]:
                 return lambda: self._supersede(run_id)
             return lambda: self._stream(run_id, resume=decision)
@@ -366,6 +387,7 @@ class RunManager:
                 self.metrics.runs_finished.labels(outcome=outcome).inc()
                 self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
                 return
+            faults.hit("before_mark_awaiting")
             await self.repo.mark(
                 run_id,
                 AWAITING,
@@ -447,13 +469,25 @@ class RunManager:
                 log.warning("could not look for claimable runs: %s", type(exc).__name__)
 
     async def _heartbeat(self) -> None:
-        """Renew this replica's leases; stop the runs whose lease it lost or cannot renew in time."""
+        """Renew this replica's leases, each renewal under its own deadline (a sixth of the
+        lease); stop the runs whose lease it lost, or could not renew within half the lease.
+
+        A run's Lease is valid for half the lease after the start of its last renewal: every
+        backend call checks that first (devops_agent.fencing), so a replica whose renewals hang
+        stops acting at once, well before another replica may take the run over.
+        """
         while True:
             await asyncio.sleep(self.lease / 3)
             held = list(self._held)
+            started = time.monotonic()
             try:
-                kept = await self.repo.renew(self.owner, held, self.lease)
-                self._renewed = time.monotonic()
+                kept = await asyncio.wait_for(
+                    self.repo.renew(self.owner, held, self.lease), self.lease / 6
+                )
+                for run_id in kept:
+                    lease = self._leases.get(run_id)
+                    if lease is not None:
+                        lease.valid_until = started + self.lease / 2
                 for run_id in set(held) - kept:
                     # Not ours any more, or released by the run itself as it stopped running.
                     row = await self.repo.get(run_id)
@@ -463,10 +497,10 @@ class RunManager:
                 raise
             except Exception as exc:
                 log.warning("could not renew run leases: %s", type(exc).__name__)
-                if time.monotonic() - self._renewed >= self.lease * 0.75:
-                    # The leases may run out before the database is back: stop before another
-                    # replica may take the runs over.
-                    for run_id in held:
+                now = time.monotonic()
+                for run_id in held:
+                    lease = self._leases.get(run_id)
+                    if lease is None or now > lease.valid_until:
                         self._abandon(run_id)
 
     async def _let_go(self, run_id: str) -> None:
@@ -508,6 +542,10 @@ class _RunLock:
             self.locks.pop(self.run_id, None)
         else:
             self.locks[self.run_id] = (lock, users - 1)
+
+
+async def _nothing() -> None:
+    """A first step that feeds the graph nothing."""
 
 
 def _unavailable(exc: BaseException) -> bool:

@@ -67,12 +67,26 @@ def approval_view(state: dict[str, Any]) -> dict[str, Any] | None:
     approval = state.get("approval")
     if not approval:
         return None
-    return {key: approval.get(key) for key in ("decision", "approver", "comment", "at")}
+    keys = ("decision", "approver", "comment", "at", "request_id")
+    return {key: approval.get(key) for key in keys}
+
+
+def request_view(row: RunRecord, state: dict[str, Any]) -> dict[str, Any] | None:
+    """What the run waits for a person on (while it waits), with its request_id and reason."""
+    request = row.approval_request or state.get("approval_request")
+    if not request or row.status != "awaiting_approval":
+        return None
+    keys = ("request_id", "reason", "reasons", "why", "deadline", "attempt", "scope", "policy")
+    return {key: request.get(key) for key in keys}
 
 
 def action_view(action: dict[str, Any]) -> dict[str, Any]:
     keys = ("operation", "target", "params", "status", "started_at", "finished_at", "output")
-    return {key: action.get(key) for key in keys}
+    return {
+        **{key: action.get(key) for key in keys},
+        "reconciled": bool(action.get("reconciled")),
+        "reason": action.get("reason"),
+    }
 
 
 def validation_view(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -98,10 +112,13 @@ def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -
             "diagnosis": diagnosis_view(state),
             "plan": plan_view(state),
             "approval": approval_view(state),
+            "approval_request": request_view(row, state),
             "actions": [action_view(a) for a in state.get("actions") or []],
             "validation": validation_view(state),
             "attempts": int(state.get("attempts") or 0),
             "escalation": state.get("escalation"),
+            "escalation_reason": state.get("escalation_reason"),
+            "handled_by": state.get("handled_by"),
             "error": row.error,
         }
     )

@@ -11,9 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from devops_agent.health import service_healthy
 from devops_agent.state import Target
 from devops_agent.tools.logs import error_lines
-from devops_agent.tools.registry import OperationResult
+from devops_agent.tools.registry import OperationResult, Reconciliation
 
 
 @dataclass
@@ -63,14 +64,33 @@ class FakeBackend:
     async def ping(self) -> OperationResult:
         return OperationResult(operation="ping", target="", ok=True, message="fake backend")
 
-    async def resolve(self, candidates: list[str]) -> Target | None:
+    async def resolve(self, candidates: list[str], project: str | None = None) -> Target | None:
         for name in candidates:
             svc = self.services.get(name)
             if svc:
                 kind = "compose_service" if svc.compose else "container"
                 names = [f"{name}-{i + 1}" for i in range(svc.replicas)] if svc.compose else [name]
-                return Target(name=name, kind=kind, containers=names, labels=svc.labels)
+                key = f"compose:fake/{name}" if svc.compose else f"container:{name}"
+                return Target(name=name, kind=kind, containers=names, labels=svc.labels, key=key)
         return None
+
+    async def snapshot(self, operation: str, params: BaseModel) -> dict[str, Any] | None:
+        svc = self.services.get(str(getattr(params, "target", "")))
+        if svc is None or operation not in ("restart_service", "scale_service", "execute_command"):
+            return None
+        return {"restarts": svc.restarts, "replicas": svc.replicas}
+
+    async def reconcile(
+        self, operation: str, params: BaseModel, before: dict[str, Any] | None, since: str | None
+    ) -> Reconciliation:
+        svc = self.services.get(str(getattr(params, "target", "")))
+        if svc is None or not before or operation == "execute_command":
+            return Reconciliation("unknown", "nothing to compare")
+        if operation == "restart_service":
+            done = svc.restarts > before["restarts"]
+        else:
+            done = svc.replicas == getattr(params, "replicas", None)
+        return Reconciliation("done" if done else "not_done", f"{operation} on {svc.name}")
 
     async def run(self, operation: str, params: BaseModel) -> OperationResult:
         target = str(getattr(params, "target", ""))
@@ -106,7 +126,11 @@ class FakeBackend:
                 target=target,
                 ok=True,
                 message=svc.status,
-                data={"containers": [svc.facts()], "healthy": probe_ok, "probe": probe},
+                data={
+                    "containers": [svc.facts()],
+                    "healthy": service_healthy([svc.facts()], probe),
+                    "probe": probe,
+                },
             )
         if operation == "get_logs":
             lines = svc.logs[-getattr(params, "lines", 200) :]

@@ -19,8 +19,9 @@ from langchain_core.tools import StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
+from devops_agent.operations import OperationSpec
 from devops_agent.redact import redact_data
-from devops_agent.tools.registry import OperationResult, OperationSpec, Registry
+from devops_agent.tools.registry import OperationResult, Registry
 
 OUTPUT_CAP = 4000  # characters of one tool output (about 1k tokens)
 LOG_LINES = 20  # error lines, and tail lines, shown per get_logs call

@@ -1,4 +1,4 @@
-"""The operation registry: what each operation takes, whether it changes anything, its risk.
+"""The operation registry: the declared operations (devops_agent.operations) and a backend.
 
 A backend implements the operations for one kind of infrastructure; the registry validates
 parameters against the declared models before a backend ever sees them.
@@ -10,83 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from devops_agent import fencing
+from devops_agent.operations import OPERATIONS, OperationSpec
 from devops_agent.redact import redact, redact_data
-from devops_agent.state import Target
+from devops_agent.state import Ambiguity, Target
 
-Risk = Literal["low", "medium", "high"]
 ErrorKind = Literal["unreachable", "not_found", "timeout", "invalid", "refused", "failed"]
-
-
-DEFAULT_PROBE_TIMEOUT = 3.0  # PROBE_TIMEOUT's default
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    target: str = Field(min_length=1, max_length=253, description="service or container name")
-
-
-class HealthCheckParams(_Params):
-    """Container state, health, restart count, exit code, OOMKilled, and the HTTP probe."""
-
-    probe_timeout: float = Field(
-        DEFAULT_PROBE_TIMEOUT, gt=0, le=60, description="seconds the HTTP probe waits for an answer"
-    )
-
-
-class GetLogsParams(_Params):
-    """The last `lines` lines of the service's logs, with the error lines picked out."""
-
-    lines: int = Field(200, ge=1, le=5000)
-
-
-class CheckResourcesParams(_Params):
-    """CPU and memory use against the limits, with CPU throttling."""
-
-
-class RestartServiceParams(_Params):
-    """Restart every container of the service (start when stopped, unpause when paused)."""
-
-    timeout: int = Field(5, ge=0, le=300, description="seconds to wait for a stop")
-
-
-class ScaleServiceParams(_Params):
-    """Set the number of replicas of a Compose service."""
-
-    replicas: int = Field(ge=0, le=100)
-
-
-class ExecuteCommandParams(_Params):
-    """Run an allowlisted argv inside the service's first container. Never a shell."""
-
-    argv: list[str] = Field(min_length=1, max_length=32)
-    timeout: int = Field(30, ge=1, le=300)
-
-
-@dataclass(frozen=True)
-class OperationSpec:
-    name: str
-    params: type[_Params]
-    mutating: bool
-    risk: Risk
-    inverse: str | None = None
-    description: str = ""
-
-
-OPERATIONS: dict[str, OperationSpec] = {
-    spec.name: spec
-    for spec in (
-        OperationSpec("health_check", HealthCheckParams, False, "low"),
-        OperationSpec("get_logs", GetLogsParams, False, "low"),
-        OperationSpec("check_resources", CheckResourcesParams, False, "low"),
-        OperationSpec("restart_service", RestartServiceParams, True, "medium"),
-        OperationSpec("scale_service", ScaleServiceParams, True, "medium", inverse="scale_service"),
-        OperationSpec("execute_command", ExecuteCommandParams, True, "high"),
-    )
-}
-for _spec in OPERATIONS.values():
-    object.__setattr__(_spec, "description", (_spec.params.__doc__ or "").strip())
 
 
 class OperationResult(BaseModel):
@@ -106,17 +37,39 @@ class OperationResult(BaseModel):
         return cls(operation=operation, target=target, ok=False, error=error, message=message)
 
 
+@dataclass
+class Reconciliation:
+    """Whether an interrupted step happened: `done`, surely `not_done`, or `unknown`."""
+
+    verdict: Literal["done", "not_done", "unknown"]
+    detail: str
+
+
 class Backend(Protocol):
     """One kind of infrastructure. Every method returns; none raises for infrastructure errors."""
 
     name: str
 
-    async def resolve(self, candidates: list[str]) -> Target | None:
-        """The first candidate name that is a service of this backend."""
+    async def resolve(
+        self, candidates: list[str], project: str | None = None
+    ) -> Target | Ambiguity | None:
+        """The first candidate name that is exactly one service of this backend (in `project`,
+        when given); an Ambiguity when the names that matched mean several."""
         ...
 
     async def run(self, operation: str, params: BaseModel) -> OperationResult:
         """Run one validated operation."""
+        ...
+
+    async def snapshot(self, operation: str, params: BaseModel) -> dict[str, Any] | None:
+        """What a mutating step would change, taken before it runs (None: nothing to keep)."""
+        ...
+
+    async def reconcile(
+        self, operation: str, params: BaseModel, before: dict[str, Any] | None, since: str | None
+    ) -> Reconciliation:
+        """Whether an interrupted step begun at `since` happened, judged from the
+        infrastructure's state against `before` (the snapshot)."""
         ...
 
     async def ping(self) -> OperationResult:
@@ -154,14 +107,38 @@ class Registry:
             return f"{operation}: {where}: {err['msg']}"
 
     async def run(self, operation: str, params: Mapping[str, Any]) -> OperationResult:
-        """Validate then run; a bad operation or parameter is a typed `invalid` result."""
+        """Validate then run; a bad operation or parameter is a typed `invalid` result.
+
+        Raises LeaseLost, before the backend is called, when this replica may no longer hold
+        the run it acts for (devops_agent.fencing)."""
         parsed = self.validate(operation, params)
         target = str(params.get("target", ""))
         if isinstance(parsed, str):
             return OperationResult.failure(operation, target, "invalid", parsed)
+        fencing.check()
         result = await self.backend.run(operation, parsed)
         # Evidence is masked here, where it is gathered: no secret reaches a checkpoint, the
         # audit trail, an incident or the ledger (devops_agent/redact.py).
         return result.model_copy(
             update={"message": redact(result.message), "data": redact_data(result.data)}
         )
+
+    async def snapshot(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        parsed = self.validate(operation, params)
+        if isinstance(parsed, str):
+            return None
+        fencing.check()
+        return await self.backend.snapshot(operation, parsed)
+
+    async def reconcile(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        before: dict[str, Any] | None,
+        since: str | None,
+    ) -> Reconciliation:
+        parsed = self.validate(operation, params)
+        if isinstance(parsed, str):
+            raise ValueError(parsed)  # a ledger row holds what was validated before it began
+        fencing.check()
+        return await self.backend.reconcile(operation, parsed, before, since)

@@ -19,9 +19,9 @@ from typing import Any
 
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
+from devops_agent.operations import OPERATIONS
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
-from devops_agent.tools.registry import OPERATIONS
 
 
 async def main(db_url: str, run_id: str, mode: str, arg: str = "") -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import docker
 import pytest
 
@@ -134,9 +136,17 @@ async def test_execute_command_runs_only_allowlisted_argv_without_a_shell(
     assert prefix_trick.error == "refused"
 
 
-async def test_a_slow_engine_call_is_a_typed_timeout(lab: Lab) -> None:
+async def test_a_slow_engine_call_is_in_flight_not_a_clean_timeout(lab: Lab) -> None:
+    """The engine goes on with a restart the call gave up waiting for: the result says so
+    (`in_flight`), and reconciling it against the snapshot finds it done once it is."""
     # PID 1 `sleep` ignores SIGTERM, so the restart waits out its stop timeout (2 s).
     app = lab.start(f"stubborn-{lab.lab_id}", command=["sleep", "300"], wait_healthy=False)
     registry = Registry(DockerBackend(timeout=0.2))
-    result = await registry.run("restart_service", {"target": app.name, "timeout": 2})
+    params = {"target": app.name, "timeout": 2}
+    since = datetime.now(UTC).isoformat()
+    before = await registry.snapshot("restart_service", params)
+    result = await registry.run("restart_service", params)
     assert (result.ok, result.error) == (False, "timeout") and "did not finish" in result.message
+    assert result.data["in_flight"] is True and "reconcile" in result.message
+    found = await registry.reconcile("restart_service", params, before, since)
+    assert found.verdict == "done", found.detail

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from devops_agent.config import Settings, load_settings
 from devops_agent.context import AgentContext
 from devops_agent.runner import open_agent
-from devops_agent.state import Alert, Target
-from devops_agent.tools.registry import Backend, OperationResult
+from devops_agent.state import Alert, Ambiguity, Target
+from devops_agent.tools.registry import Backend, OperationResult, Reconciliation
 from tests.llm.server import Reply, ScriptedLLM, ServerThread, answer
 
 
@@ -60,8 +60,18 @@ class Recording:
         self.name = inner.name
         self.runs: list[tuple[str, dict[str, Any]]] = []
 
-    async def resolve(self, candidates: list[str]) -> Target | None:
-        return await self.inner.resolve(candidates)
+    async def resolve(
+        self, candidates: list[str], project: str | None = None
+    ) -> Target | Ambiguity | None:
+        return await self.inner.resolve(candidates, project)
+
+    async def snapshot(self, operation: str, params: BaseModel) -> dict[str, Any] | None:
+        return await self.inner.snapshot(operation, params)
+
+    async def reconcile(
+        self, operation: str, params: BaseModel, before: dict[str, Any] | None, since: str | None
+    ) -> Reconciliation:
+        return await self.inner.reconcile(operation, params, before, since)
 
     async def run(self, operation: str, params: BaseModel) -> OperationResult:
         self.runs.append((operation, params.model_dump(mode="json")))

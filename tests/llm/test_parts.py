@@ -7,6 +7,7 @@ import json
 import httpx
 
 from devops_agent.config import load_settings
+from devops_agent.operations import OPERATIONS, GetLogsParams
 from devops_agent.reasoning import prompts
 from devops_agent.reasoning.answers import DiagnosisAnswer, PlanAnswer
 from devops_agent.reasoning.base import Investigation
@@ -21,7 +22,7 @@ from devops_agent.redact import redact
 from devops_agent.state import Diagnosis, Evidence, Target
 from devops_agent.tools.fake import FakeBackend, FakeService
 from devops_agent.tools.langchain import OUTPUT_CAP, ToolSession, build_tools, tool_schemas
-from devops_agent.tools.registry import OPERATIONS, GetLogsParams, Registry
+from devops_agent.tools.registry import Registry
 
 
 def _registry(*services: FakeService) -> Registry:

@@ -70,7 +70,7 @@ def test_replica_killed_mid_restart_the_run_finishes_on_another_and_acts_once(
     survivor = second if busy is first else first
 
     run = survivor.wait_status(run_id, "completed", "failed")
-    assert run["status"] == "completed", run
+    assert (run["status"], run["outcome"]) == ("completed", "resolved"), run
     assert f"claimed run {run_id}" in survivor.logs()
     wait_probe(app.health_url, 200, timeout=30)
     assert len(events(docker_client, app.name, since, ("restart",))) == 1
@@ -79,5 +79,10 @@ def test_replica_killed_mid_restart_the_run_finishes_on_another_and_acts_once(
         run_id,
     )
     assert ledger == [("restart_service", 1)]
-    assert [a["status"] for a in run["actions"]] == ["skipped"], run["actions"]
+    # The restart began before the kill and the engine finished it: found done in reality, not
+    # run again, and not taken for a step that finished before a resume (`skipped`).
+    assert [(a["status"], a["reconciled"]) for a in run["actions"]] == [("succeeded", True)], run
+    assert db.rows("SELECT status, reconciled FROM action_ledger WHERE run_id = %s", run_id) == [
+        ("succeeded", True)
+    ]
     assert run["approval"]["approver"] == "ana"

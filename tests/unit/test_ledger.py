@@ -2,21 +2,57 @@
 
 from __future__ import annotations
 
+from devops_agent.config import load_settings
+from devops_agent.memory.ledger import StepEntry
 from devops_agent.memory.store import Store
+from devops_agent.policy import PolicyFacts, StepVerdict
+
+
+def _entry(step: int = 0, attempt: int = 1, target: str = "web", key: str = "container:web"):
+    return StepEntry("run", attempt, step, "restart_service", target, key, {"target": target})
+
+
+def _run_it(_facts: PolicyFacts) -> StepVerdict:
+    return StepVerdict("run")
 
 
 async def test_a_step_is_recorded_once(tmp_path) -> None:
     store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    settings = load_settings()
     try:
-        first = await store.begin_step("run", 1, 0, "restart_service", "web", {"target": "web"})
-        assert first is None
-        again = await store.begin_step("run", 1, 0, "restart_service", "web", {"target": "web"})
-        assert again is not None and again.status == "started"
+        first = await store.begin_step(_entry(), None, settings, _run_it)
+        assert first.earlier is None and first.verdict and first.verdict.kind == "run"
+        again = await store.begin_step(_entry(), None, settings, _run_it)
+        assert again.earlier is not None and again.earlier.status == "started"
         await store.finish_step("run", 1, 0, "succeeded", "restarted web")
-        done = await store.begin_step("run", 1, 0, "restart_service", "web", {"target": "web"})
-        assert done is not None and done.status == "succeeded"
-        assert await store.begin_step("run", 2, 0, "restart_service", "web", {}) is None
+        done = await store.begin_step(_entry(), None, settings, _run_it)
+        assert done.earlier is not None and done.earlier.status == "succeeded"
+        assert (await store.begin_step(_entry(attempt=2), None, settings, _run_it)).earlier is None
         assert [e.attempt for e in await store.ledger("run")] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_limits_count_a_target_by_its_identity_not_its_name(tmp_path) -> None:
+    """Two names for one container (its Compose service and its container name) are one
+    target: the facts the policy judges a step by count both."""
+    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    settings = load_settings()
+    seen: list[PolicyFacts] = []
+
+    def judge(facts: PolicyFacts) -> StepVerdict:
+        seen.append(facts)
+        return StepVerdict("run")
+
+    try:
+        await store.begin_step(_entry(0, target="db", key="compose:shop/db"), None, settings, judge)
+        await store.begin_step(
+            _entry(1, target="shop-db-1", key="compose:shop/db"), None, settings, judge
+        )
+        assert seen[-1].of("shop-db-1").actions_last_hour == 1
+        assert seen[-1].run_target_keys == {"compose:shop/db"}
+        facts = await store.policy_facts("other", {"db": "compose:shop/db"}, settings)
+        assert facts.of("db").actions_last_hour == 2 and facts.total_last_hour == 2
     finally:
         await store.close()
 

@@ -8,12 +8,13 @@ import pytest
 
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
-from devops_agent.nodes.approve import parse_decision, route_after_approve
+from devops_agent.nodes.approve import parse_decision
 from devops_agent.nodes.common import candidate_names
 from devops_agent.nodes.execute import execute
 from devops_agent.nodes.root_cause import names_in, root_cause
-from devops_agent.nodes.triage import route_after_triage, triage
-from devops_agent.nodes.validate import route_after_validate, validate
+from devops_agent.nodes.triage import triage
+from devops_agent.nodes.validate import validate
+from devops_agent.routing import after_approve, after_triage, after_validate
 from devops_agent.state import Alert
 from devops_agent.tools.fake import FakeBackend, FakeService
 
@@ -40,7 +41,7 @@ def test_target_label_order_follows_the_contract() -> None:
 async def test_triage_resolves_the_first_label_that_names_a_service(ctx: AgentContext) -> None:
     alert = Alert(labels={"service": "ghost", "container": "web"}).model_dump()
     update = await triage({"run_id": "r", "alerts": [alert]}, ctx)
-    assert update["target"]["name"] == "web" and route_after_triage(update) == "root_cause"  # type: ignore[arg-type]
+    assert update["target"]["name"] == "web" and after_triage(update) == "root_cause"  # type: ignore[arg-type]
 
 
 def test_names_in_error_lines() -> None:
@@ -71,7 +72,7 @@ def test_unreadable_decisions_count_as_rejections() -> None:
     assert parse_decision("reject").decision == "reject"
     assert parse_decision({"decision": "rm -rf /"}).decision == "reject"
     assert parse_decision(None).decision == "reject"
-    assert route_after_approve({"approval": {"decision": "expired"}}) == "escalate"  # type: ignore[typeddict-item]
+    assert after_approve({"approval": {"decision": "expired"}}) == "escalate"  # type: ignore[typeddict-item]
 
 
 async def test_execute_skips_steps_already_in_the_ledger(ctx: AgentContext) -> None:
@@ -79,7 +80,8 @@ async def test_execute_skips_steps_already_in_the_ledger(ctx: AgentContext) -> N
         "action": "remediate",
         "steps": [{"operation": "restart_service", "target": "web", "params": {}}],
     }
-    state: dict[str, Any] = {"run_id": "r", "plan": plan, "attempts": 0}
+    approval = {"decision": "approve", "approver": "ana"}
+    state: dict[str, Any] = {"run_id": "r", "plan": plan, "attempts": 0, "approval": approval}
     first = await execute(state, ctx)  # type: ignore[arg-type]
     again = await execute(state, ctx)  # the same attempt re-run, as after a resume
     assert [a["status"] for a in first["actions"]] == ["succeeded"]
@@ -92,23 +94,23 @@ async def test_execute_stops_at_a_failed_step(ctx: AgentContext) -> None:
         {"operation": "restart_service", "target": "ghost", "params": {}},
         {"operation": "restart_service", "target": "web", "params": {}},
     ]
-    update = await execute({"run_id": "r", "plan": {"action": "remediate", "steps": steps}}, ctx)  # type: ignore[typeddict-item]
+    approval = {"decision": "approve", "approver": "ana"}
+    state = {"run_id": "r", "plan": {"action": "remediate", "steps": steps}, "approval": approval}
+    update = await execute(state, ctx)  # type: ignore[arg-type]
     assert [(a["target"], a["status"]) for a in update["actions"]] == [("ghost", "failed")]
 
 
 async def test_validate_routes_by_health_and_attempts(ctx: AgentContext) -> None:
-    state: dict[str, Any] = {"service": "web", "plan": {"steps": []}, "attempts": 1}
+    plan = {"action": "remediate", "steps": []}
+    state: dict[str, Any] = {"service": "web", "plan": plan, "attempts": 1}
     unhealthy = await validate(state, ctx)  # type: ignore[arg-type]
     assert unhealthy["validation"]["healthy"] is False
-    assert route_after_validate({**state, **unhealthy}) == "root_cause"  # type: ignore[typeddict-item]
+    assert after_validate({**state, **unhealthy}) == "root_cause"  # type: ignore[typeddict-item]
     state["attempts"] = 2
     last = await validate(state, ctx)  # type: ignore[arg-type]
     assert (
-        route_after_validate({**state, **last}) == "rollback"
-        and "MAX_ATTEMPTS=2" in last["escalation"]
+        after_validate({**state, **last}) == "rollback" and "MAX_ATTEMPTS=2" in last["escalation"]
     )  # type: ignore[typeddict-item]
     ctx.registry.backend.services["web"].status = "running"  # type: ignore[attr-defined]
     healthy = await validate(state, ctx)  # type: ignore[arg-type]
-    assert (
-        healthy["outcome"] == "resolved" and route_after_validate({**state, **healthy}) == "learn"
-    )  # type: ignore[typeddict-item]
+    assert healthy["outcome"] == "resolved" and after_validate({**state, **healthy}) == "learn"  # type: ignore[typeddict-item]

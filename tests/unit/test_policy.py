@@ -7,10 +7,9 @@ from devops_agent.policy import decide
 from devops_agent.state import Plan, PlanStep
 
 
-def _plan(op: str, confidence: float = 0.9) -> Plan:
-    return Plan(
-        action="remediate", steps=[PlanStep(operation=op, target="web")], confidence=confidence
-    )
+def _plan(op: str, confidence: float = 0.9, **params: object) -> Plan:
+    step = PlanStep(operation=op, target="web", params=params)
+    return Plan(action="remediate", steps=[step], confidence=confidence)
 
 
 def test_safety_mode_asks_for_every_mutating_step() -> None:
@@ -29,6 +28,13 @@ def test_risk_and_confidence_gate_autonomy() -> None:
 
 
 def test_execute_command_always_needs_a_person_and_unknown_ops_are_refused() -> None:
-    s = load_settings(safety_mode=False, auto_approve_max_risk="high")
-    assert decide(_plan("execute_command"), s).decision == "approval"
+    s = load_settings(
+        safety_mode=False, auto_approve_max_risk="high", execute_command_allowlist="nginx -s reload"
+    )
+    allowed = decide(_plan("execute_command", argv=["nginx", "-s", "reload"]), s)
+    assert allowed.decision == "approval" and allowed.reason == "policy_approval"
+    # The allowlist is the policy's now (one home), so a command off it is refused when planned,
+    # not only when the backend is asked to run it.
+    other = decide(_plan("execute_command", argv=["rm", "-rf", "/"]), s)
+    assert other.decision == "refuse" and other.reason == "not_allowlisted"
     assert decide(_plan("drop_database"), s).decision == "refuse"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from devops_agent.operations import OPERATIONS
 from devops_agent.tools.fake import FakeBackend, FakeService
-from devops_agent.tools.registry import OPERATIONS, Registry
+from devops_agent.tools.registry import Registry
 
 
 def test_the_six_operations_with_their_risk() -> None:

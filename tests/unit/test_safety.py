@@ -15,7 +15,7 @@ from devops_agent.config import SettingsError, load_settings
 from devops_agent.context import AgentContext
 from devops_agent.memory.audit import AuditLog
 from devops_agent.memory.store import Store
-from devops_agent.policy import Facts, PolicyDocument, decide, load_policy
+from devops_agent.policy import PolicyDocument, PolicyFacts, TargetFacts, decide, load_policy
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert, Plan, PlanStep
 from devops_agent.tools.fake import FakeBackend, FakeService
@@ -78,19 +78,28 @@ def test_bad_policy_file_is_one_clear_error(tmp_path) -> None:
         load_policy(path)
 
 
+def _facts(web: int = 0, **kwargs: Any) -> PolicyFacts:
+    return PolicyFacts(
+        targets={"web": TargetFacts("container:web", actions_last_hour=web)}, **kwargs
+    )
+
+
 def test_rate_limits_targets_and_kill_switch() -> None:
     s = load_settings(**AUTONOMOUS)
-    assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 3})).decision == "refuse"
-    assert decide(_restart(), s, facts=Facts(actions_last_hour={"web": 2})).decision == "auto"
-    busy = Facts(actions_last_hour={"web": 0}, total_last_hour=20)
-    assert "MAX_ACTIONS_PER_HOUR=20" in decide(_restart(), s, facts=busy).why
+    limited = decide(_restart(), s, facts=_facts(3))
+    assert limited.decision == "refuse" and limited.reason == "rate_limit_service"
+    assert decide(_restart(), s, facts=_facts(2)).decision == "auto"
+    busy = decide(_restart(), s, facts=_facts(0, total_last_hour=20))
+    assert "MAX_ACTIONS_PER_HOUR=20" in busy.why and busy.reason == "rate_limit_global"
     wide = Plan(
         action="remediate",
         steps=[PlanStep(operation="restart_service", target=f"s{i}") for i in range(4)],
     )
     assert "MAX_TARGETS_PER_RUN=3" in decide(wide, s, PolicyDocument()).why
-    paused = decide(_restart(), s, facts=Facts(actions_paused=True))
+    assert decide(wide, s, PolicyDocument()).reason == "max_targets"
+    paused = decide(_restart(), s, facts=_facts(actions_paused=True))
     assert paused.decision == "approval" and "kill switch" in paused.why
+    assert paused.reason == "kill_switch"
 
 
 async def test_rate_limit_refusal_is_recorded_on_a_run(tmp_path) -> None:
@@ -168,10 +177,10 @@ async def test_scale_step_is_bounded(tmp_path) -> None:
     ctx = _ctx(tmp_path, api, max_scale_step=1)
     from devops_agent.nodes.execute import run_step
 
-    record = await run_step(
-        ctx, "r", 1, 0, PlanStep(operation="scale_service", target="api", params={"replicas": 5})
-    )
-    assert record.status == "refused" and "MAX_SCALE_STEP=1" in record.output and api.replicas == 1
+    step = PlanStep(operation="scale_service", target="api", params={"replicas": 5})
+    record = (await run_step(ctx, "r", 1, 0, step, by_person=True)).record
+    assert record is not None and record.status == "refused" and api.replicas == 1
+    assert "MAX_SCALE_STEP=1" in record.output and record.reason == "max_scale_step"
     await ctx.store.close()
 
 
@@ -229,3 +238,49 @@ async def test_audit_verify_walks_the_chain_in_chunks(tmp_path, monkeypatch) -> 
         assert not edited.ok and edited.rows == 3 and "row 4 was changed" in edited.problem
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "silence: [legacy]\n",
+            r"POLICY_FILE: .*policy\.yaml: silence: unknown key \(did you mean silenced\?\)",
+        ),
+        (
+            "rules:\n  - {operation: restart_servce, verdict: forbid}\n",
+            r"rules\.0\.operation: 'restart_servce' matches no operation .*did you mean restart_service",
+        ),
+        (
+            "rules:\n  - {operation: '*', target: web, verdict: auto}\n",
+            r"rules\.0\.verdict: must be one of approval, forbid",
+        ),
+        (
+            "rules:\n  - {operation: '*', targt: web, verdict: forbid}\n",
+            r"rules\.0\.targt: unknown key \(did you mean target\?\)",
+        ),
+        (
+            "maintenance_windows:\n  - {service: [web], start: 2026-01-01, end: 2026-01-02}\n",
+            r"maintenance_windows\.0\.service: unknown key \(did you mean services\?\)",
+        ),
+    ],
+)
+def test_a_policy_file_that_does_not_say_what_it_seems_to_is_refused(
+    tmp_path, text: str, expected: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=expected) as caught:
+        load_policy(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_forbid_rule_is_never_shadowed_by_an_earlier_rule(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {operation: '*', target: '*', verdict: approval}\n"
+        "  - {operation: restart_service, target: 'db-*', verdict: forbid}\n"
+    )
+    verdict = decide(_restart("db-main"), load_settings(**AUTONOMOUS), load_policy(path))
+    assert verdict.decision == "refuse" and verdict.reason == "policy_forbid"
