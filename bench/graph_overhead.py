@@ -85,6 +85,7 @@ async def time_agent(db: Path, runs: int) -> list[float]:
         safety_mode=False,
         auto_approve_max_risk="medium",
         max_actions_per_hour=1_000_000,  # every run acts: the blast-radius limit is not measured here
+        validate_settle=0,  # the graph's own overhead: no settle window to wait out
         data_dir=db.parent,
     )
     backend = FakeBackend(

@@ -206,7 +206,9 @@ def throughput(admin: str, n: int, runs: int) -> float:
 
 async def seed(url: str) -> dict[str, Any]:
     """One real run ("seed"), driven to its approval interrupt on `url`; what it asks."""
-    settings = load_settings(database_url=url, audit_key="k" * 32, safety_mode=True)
+    settings = load_settings(
+        database_url=url, audit_key="k" * 32, safety_mode=True, validate_settle=0
+    )
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
     ctx = AgentContext.from_settings(settings, backend=FakeBackend([web]))
     alert = Alert(alertname="ServiceDown", fingerprint="seed", labels={"service": "web"})

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from rich.prompt import Confirm, Prompt
 from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
+from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.redact import redact
-from devops_agent.runner import open_agent
+from devops_agent.runner import is_settle, open_agent
 
 console = Console(highlight=False)
 SUCCESS_OUTCOMES = ("resolved", "no_action", "superseded")
@@ -52,6 +54,10 @@ def _summary(node: str, update: dict[str, Any]) -> str:
             + ": "
             + "; ".join(c["summary"] for c in v.get("checks", []))
         )
+    if node == "settle":
+        v = update.get("validation") or {}
+        held = v.get("held")
+        return "held through the window" if held else "did not hold" if held is False else "holding"
     if node == "escalate":
         return f"{update.get('outcome')}: {update.get('escalation')}"
     if node == "learn":
@@ -91,9 +97,14 @@ async def run_alert(
                     continue
                 console.print(f"[cyan]{node:>10}[/] {redact(_summary(node, update or {}))}")
             first = False
-            request = await agent.pending_approval(run_id)
+            request = await agent.pending_interrupt(run_id)
             if request is None:
                 break
+            if is_settle(request):  # the fix's settle window: wait for its next check
+                wake = datetime.fromisoformat(str(request["wake_at"]))
+                await asyncio.sleep(max(0.0, (wake - datetime.now(UTC)).total_seconds()))
+                resume = {"woke": True}
+                continue
             resume = _ask(request, decision, approver)
         outcome = (await agent.state(run_id)).get("outcome")
     colour = "green" if outcome in SUCCESS_OUTCOMES else "red"
@@ -179,4 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(audit_verify(settings))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(run_alert(settings, payload, decision, args.approver))

@@ -33,6 +33,10 @@ EXAMPLES: dict[str, str] = {
     "notify_webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX",
     "max_replicas": "10",
     "validate_timeout": "30",
+    "validate_settle": "30",
+    "crash_loop_window": "300",
+    "remediation_cooldown": "600",
+    "alertmanager_url": "http://127.0.0.1:9093",
     "probe_timeout": "3",
     "probe_quick_timeout": "0.5",
     "llm_structured_output": "function_calling",
@@ -120,6 +124,15 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     max_replicas: int = Field(10, ge=1, le=100)
     validate_timeout: float = Field(30, gt=0)
+    # Seconds a fix must hold (healthy, no crash, no restart) after the first healthy probe
+    # before the run ends `resolved`; 0 turns the window off.
+    validate_settle: float = Field(30, ge=0, le=86_400)
+    # A crash within this many seconds after a fix of it held is a crash loop.
+    crash_loop_window: float = Field(300, ge=0)
+    # After a fix that held, the agent asks a person before acting on the service again.
+    remediation_cooldown: float = Field(600, ge=0)
+    # Alertmanager, asked whether a run's alerts still fire once the fix held (recorded only).
+    alertmanager_url: str | None = Field(None, pattern=r"^https?://")
     # Seconds a health probe (the agent's, the monitoring loop's) waits for an answer before the
     # service counts as not answering.
     probe_timeout: float = Field(3.0, gt=0, le=60)

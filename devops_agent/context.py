@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from devops_agent.config import Settings, get_settings
+from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.audit import AuditLog, load_or_create_key
 from devops_agent.memory.store import Store
 from devops_agent.notify import Notifier
@@ -46,7 +47,7 @@ class AgentContext:
             )
         store = Store.from_url(settings.resolved_database_url)
         key = settings.audit_key.get_secret_value() if settings.audit_key else None
-        if key is None and settings.resolved_database_url.startswith("memory://"):
+        if key is None and DatabaseUrl(settings.resolved_database_url).kind == "memory":
             key = secrets.token_hex(32)  # nothing outlives the process, so neither does the key
         registry = Registry(
             backend, defaults={"health_check": {"probe_timeout": settings.probe_timeout}}

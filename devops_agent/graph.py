@@ -21,6 +21,7 @@ from devops_agent.nodes.learn import learn
 from devops_agent.nodes.plan import plan
 from devops_agent.nodes.rollback import rollback
 from devops_agent.nodes.root_cause import root_cause
+from devops_agent.nodes.settle import settle
 from devops_agent.nodes.triage import triage
 from devops_agent.nodes.validate import validate
 from devops_agent.state import IncidentState
@@ -34,6 +35,7 @@ NODES: dict[str, Node] = {
     "await_approval": await_approval,
     "execute": execute,
     "validate": validate,
+    "settle": settle,
     "rollback": rollback,
     "escalate": escalate,
     "learn": learn,
@@ -48,6 +50,7 @@ CONDITIONAL: dict[str, Callable[[IncidentState], str]] = {
     "await_approval": routing.after_decision,
     "execute": routing.after_execute,
     "validate": routing.after_validate,
+    "settle": routing.after_settle,
 }
 FIXED = {"root_cause": "plan", "rollback": "escalate", "escalate": "learn", "learn": END}
 

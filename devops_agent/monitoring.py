@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -21,11 +20,12 @@ from typing import Any
 import httpx
 
 from devops_agent.alertmanager import WebhookAlert, WebhookPayload
+from devops_agent.health import http_probe
 from devops_agent.operations import DEFAULT_PROBE_TIMEOUT
 
 log = logging.getLogger(__name__)
 
-Intake = Callable[[WebhookPayload], Awaitable[Any]]
+AlertSink = Callable[[WebhookPayload], Awaitable[Any]]
 ProbeHook = Callable[[str, bool], None]
 ALERTNAME = "HealthProbeFailed"
 FIRING_ENDS_AT = "0001-01-01T00:00:00Z"
@@ -45,29 +45,6 @@ class TargetStatus:
     last_error: str | None = None
     status_code: int | None = None
     latency_ms: float | None = None
-
-
-@dataclass
-class ProbeResult:
-    ok: bool
-    status_code: int | None
-    latency_ms: float
-    error: str | None
-
-
-async def probe(client: httpx.AsyncClient, url: str) -> ProbeResult:
-    """GET `url`; healthy on a 2xx."""
-    started = time.monotonic()
-    try:
-        response = await client.get(url)
-    except httpx.HTTPError as exc:
-        elapsed = (time.monotonic() - started) * 1000
-        return ProbeResult(False, None, elapsed, f"{type(exc).__name__}: {exc}"[:300])
-    elapsed = (time.monotonic() - started) * 1000
-    ok = 200 <= response.status_code < 300
-    return ProbeResult(
-        ok, response.status_code, elapsed, None if ok else f"HTTP {response.status_code}"
-    )
 
 
 def fingerprint(name: str) -> str:
@@ -100,7 +77,7 @@ class Monitor:
         self,
         targets: dict[str, str],
         interval: float,
-        intake: Intake,
+        intake: AlertSink,
         *,
         timeout: float = DEFAULT_PROBE_TIMEOUT,
         on_probe: ProbeHook | None = None,
@@ -151,7 +128,9 @@ class Monitor:
         async with self._cycle_lock:
             async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
                 names = list(self.targets)
-                results = await asyncio.gather(*(probe(client, self.targets[n].url) for n in names))
+                results = await asyncio.gather(
+                    *(http_probe(self.targets[n].url, self.timeout, client) for n in names)
+                )
             alerts = [a for n, r in zip(names, results, strict=True) if (a := self._record(n, r))]
             accepted: Any = None
             if alerts:
@@ -173,17 +152,18 @@ class Monitor:
                 "intake": accepted,
             }
 
-    def _record(self, name: str, result: ProbeResult) -> WebhookAlert | None:
-        """Update a target's status; the alert to send for it, if any."""
+    def _record(self, name: str, result: dict[str, Any]) -> WebhookAlert | None:
+        """Update a target's status from its probe (devops_agent.health); the alert to send for
+        it, if any."""
         target = self.targets[name]
         target.last_checked = _now()
-        target.healthy = result.ok
-        target.status_code = result.status_code
-        target.latency_ms = round(result.latency_ms, 1)
+        target.healthy = bool(result["ok"])
+        target.status_code = result["status"]
+        target.latency_ms = result["latency_ms"]
         if self.on_probe:
-            self.on_probe(name, result.ok)
-        if not result.ok:
-            target.last_error = result.error
+            self.on_probe(name, target.healthy)
+        if not target.healthy:
+            target.last_error = result["summary"]
             target.failing_since = target.failing_since or target.last_checked
             return alert_for(target, "firing")
         if target.failing_since:

@@ -16,7 +16,8 @@ AfterPlan = Literal["approve", "escalate", "learn"]
 AfterApprove = Literal["await_approval", "execute", "escalate"]
 AfterDecision = Literal["execute", "escalate"]
 AfterExecute = Literal["validate", "escalate", "await_approval", "learn"]
-AfterValidate = Literal["learn", "root_cause", "rollback"]
+AfterValidate = Literal["settle", "learn", "root_cause", "rollback"]
+AfterSettle = Literal["settle", "learn", "root_cause", "rollback"]
 
 
 def after_triage(state: IncidentState) -> AfterTriage:
@@ -57,9 +58,21 @@ def after_execute(state: IncidentState) -> AfterExecute:
 
 
 def after_validate(state: IncidentState) -> AfterValidate:
-    """Healthy: learn. Attempts used up (a reason code set): roll back, then escalate. Else
-    re-diagnose."""
-    if (state.get("validation") or {}).get("healthy"):
+    """Healthy: watch the settle window (or learn, without one). Attempts used up (a reason
+    code set): roll back, then escalate. Else re-diagnose."""
+    validation = state.get("validation") or {}
+    if validation.get("healthy"):
+        return "settle" if validation.get("settle_until") else "learn"
+    return "rollback" if state.get("escalation_reason") else "root_cause"
+
+
+def after_settle(state: IncidentState) -> AfterSettle:
+    """Held through the window: learn. Not held: as an unhealthy validation. Else: the next
+    check of the window."""
+    held = (state.get("validation") or {}).get("held")
+    if held is None:
+        return "settle"
+    if held:
         return "learn"
     return "rollback" if state.get("escalation_reason") else "root_cause"
 

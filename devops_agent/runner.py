@@ -54,13 +54,24 @@ class Agent:
         snapshot = await self.graph.aget_state(self.config(run_id))
         return dict(snapshot.values or {})
 
-    async def pending_approval(self, run_id: str) -> dict[str, Any] | None:
-        """The approval request the run waits on, or None."""
+    async def pending_interrupt(self, run_id: str) -> dict[str, Any] | None:
+        """What the run waits on: an approval request, or a settle window's next check (its
+        `kind` is `settle`); None when it waits on nothing."""
         snapshot = await self.graph.aget_state(self.config(run_id))
         for task in snapshot.tasks:
             for intr in task.interrupts:
                 return dict(intr.value)
         return None
+
+    async def pending_approval(self, run_id: str) -> dict[str, Any] | None:
+        """The approval request the run waits on, or None."""
+        pending = await self.pending_interrupt(run_id)
+        return None if pending is None or is_settle(pending) else pending
+
+
+def is_settle(pending: dict[str, Any]) -> bool:
+    """Whether an interrupt is a settle window's wait, not a question to a person."""
+    return pending.get("kind") == "settle"
 
 
 @asynccontextmanager

@@ -172,8 +172,18 @@ class ActionRecord(BaseModel):
 
 
 class Validation(BaseModel):
+    """What validate and settle saw. With VALIDATE_SETTLE, the first healthy probe opens a
+    window (`settle_until`) that the fix must hold through: `held` is None until it ends."""
+
     healthy: bool
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    settle_until: str | None = None
+    checked_at: str | None = None  # the window's last check
+    held: bool | None = None
+    alerts_cleared: bool | None = None  # Alertmanager's view, recorded, never deciding
+    baseline: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="each target's containers when the window opened"
+    )
 
 
 class IncidentState(TypedDict, total=False):
@@ -187,6 +197,7 @@ class IncidentState(TypedDict, total=False):
     evidence: list[dict[str, Any]]
     diagnosed_at: str | None  # when root_cause began gathering the evidence
     diagnosis: dict[str, Any] | None
+    first_category: str | None  # the first diagnosis' category: what learn files the run under
     plan: dict[str, Any] | None
     approval: dict[str, Any] | None
     approval_request: dict[str, Any] | None  # set by approve when a person must decide
@@ -198,6 +209,9 @@ class IncidentState(TypedDict, total=False):
     escalation_reason: str | None  # a reason code (devops_agent.policy.reasons)
     handled_by: str | None  # a joined run: the run that handled its fault
     notes: Annotated[list[str], operator.add]  # what happened to the run outside its nodes
+    # One entry per attempt whose fix was watched through the settle window: the operations it
+    # ran and whether they held. A later attempt does not repeat what did not hold.
+    tried: Annotated[list[dict[str, Any]], operator.add]
     reasoning: Annotated[list[dict[str, Any]], operator.add]  # one record per reasoner call
 
 
@@ -275,6 +289,10 @@ class RunState:
     @property
     def diagnosed_at(self) -> str | None:
         return self.raw.get("diagnosed_at")
+
+    @property
+    def tried(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("tried") or [])
 
     @property
     def outcome(self) -> Outcome | None:

@@ -22,22 +22,18 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-
-def sqlite_path(database_url: str) -> str:
-    """The file path of a `sqlite[+aiosqlite]:///path` URL."""
-    if ":///" not in database_url:
-        raise ValueError(f"not a SQLite file URL: {database_url.split('://')[0]}://...")
-    return database_url.split(":///", 1)[1]
+from devops_agent.dburl import DatabaseUrl
 
 
 @asynccontextmanager
 async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver]:
     """Yield a ready checkpointer; closes its connection on exit."""
-    if database_url.startswith("memory://"):
+    url = DatabaseUrl(database_url)
+    if url.kind == "memory":
         yield InMemorySaver()
         return
-    if database_url.startswith("sqlite"):
-        path = sqlite_path(database_url)
+    if url.kind == "sqlite":
+        path = url.sqlite_path
         await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
         async with aiosqlite.connect(path, timeout=30) as conn:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -47,20 +43,11 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
             await sqlite_saver.setup()
             yield sqlite_saver
         return
-    if database_url.startswith(("postgresql", "postgres://")):
-        async with open_postgres_saver(postgres_conninfo(database_url)) as pg_saver:
-            yield pg_saver
-        return
-    raise ValueError(f"DATABASE_URL: unsupported scheme {database_url.split('://')[0]}://")
+    async with open_postgres_saver(url.conninfo) as pg_saver:
+        yield pg_saver
 
 
 SETUP_LOCK = 72_410_001  # pg_advisory_lock key for schema set-up
-
-
-def postgres_conninfo(database_url: str) -> str:
-    """A libpq URL for psycopg (drops a SQLAlchemy driver suffix such as +psycopg)."""
-    scheme, rest = database_url.split("://", 1)
-    return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
 async def _advisory_lock(conn: AsyncConnection[DictRow], key: int) -> None:

@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from devops_agent.dburl import DatabaseUrl
+
 T = TypeVar("T")
 PG_CONNECT_TIMEOUT = 5  # seconds
 PG_OPTIONS = "-c statement_timeout=30000 -c lock_timeout=30000"  # milliseconds
@@ -128,17 +130,6 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-def sqlalchemy_url(database_url: str) -> str:
-    """The SQLAlchemy async URL for a DATABASE_URL (memory:// is a private in-memory SQLite)."""
-    if database_url.startswith("memory://"):
-        return "sqlite+aiosqlite://"
-    if database_url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
-    if database_url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
-    return database_url
-
-
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL (readers never block the writer), a busy timeout, and synchronous=NORMAL: a commit
     survives a killed process; only a power loss may take the last ones."""
@@ -152,7 +143,7 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(database_url: str) -> Engine:
     """A synchronous engine on DATABASE_URL; SQLite gets WAL and a busy timeout so the
     checkpointer can share the file."""
-    url = sqlalchemy_url(database_url).replace("sqlite+aiosqlite", "sqlite", 1)
+    url = DatabaseUrl(database_url).sqlalchemy
     if url == "sqlite://":
         return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     if url.startswith("sqlite"):

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, insert, or_, select, text, update
 from devops_agent.config import Settings
 from devops_agent.fencing import Lease, LeaseLost
 from devops_agent.memory.db import Control, Incident, LedgerEntry
-from devops_agent.memory.runs import OPEN_STATUSES, RunRecord, db_now
+from devops_agent.memory.runs import OPEN_STATUSES, AlertRecord, RunRecord, all_resolved, db_now
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import PolicyFacts, StepVerdict, TargetFacts
 from devops_agent.state import HAPPENED, utcnow
@@ -116,6 +116,9 @@ def read_facts(
     )
     total = int(conn.scalar(select(func.count()).select_from(LedgerEntry).where(*taken)) or 0)
     facts = PolicyFacts(actions_paused=paused, total_last_hour=total, now=now)
+    alerts = conn.execute(select(AlertRecord).where(AlertRecord.run_id == run_id)).all()
+    facts.run_resolved = all_resolved(AlertRecord(**row._mapping) for row in alerts)
+    cooldown = (now - timedelta(seconds=settings.remediation_cooldown)).isoformat()
     facts.run_target_keys = {
         str(k)
         for (k,) in conn.execute(
@@ -143,11 +146,24 @@ def read_facts(
             .order_by(LedgerEntry.id)
             .limit(1)
         ).first()
+        fixed = conn.scalar(
+            select(func.max(LedgerEntry.finished_at))
+            .join(Incident, Incident.run_id == LedgerEntry.run_id)
+            .where(
+                LedgerEntry.target_key == key,
+                LedgerEntry.run_id != run_id,
+                LedgerEntry.status == "succeeded",
+                LedgerEntry.operation.in_(MUTATING),
+                LedgerEntry.finished_at >= cooldown,
+                Incident.outcome == "resolved",
+            )
+        )
         facts.targets[name] = TargetFacts(
             key=key,
             actions_last_hour=int(count or 0),
             breaker=breaker(conn, name, settings.breaker_failures, settings.breaker_cooldown),
             handled_by=str(other[0]) if other else None,
+            remediated_at=datetime.fromisoformat(fixed) if fixed else None,
         )
     return facts
 

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from devops_agent.memory.db import Base, Database, make_engine
-from devops_agent.state import Alert
+from devops_agent.state import Alert, utcnow
 
 QUEUED, RUNNING, AWAITING, COMPLETED, FAILED = (
     "queued",
@@ -85,11 +85,6 @@ def db_now(postgres: bool) -> Any:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def now_iso() -> str:
-    """Now in UTC, always with microseconds so that the strings sort as times."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 class RunRecord(Base):
     """One run (a LangGraph thread) as the service tracks it."""
 
@@ -116,6 +111,8 @@ class RunRecord(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))
     awaiting_since: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # While waiting: until when (database time) a person may decide; later, it expires.
+    decide_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # While waiting: what the run asks a person (the interrupt's value), for GET /approvals.
     approval_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A decision claimed by the conditional UPDATE but not yet handed to the graph: survives a
@@ -124,9 +121,14 @@ class RunRecord(Base):
     # The replica executing the run, and until when (database time) it holds it.
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A run parked in its settle window: nobody holds it, and it is claimable from this time on.
+    wake_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The fencing token: raised each time the run passes to another holder. The ledger's begin
     # checks it, so a replica that lost the run cannot record a step of it.
     lease_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # What a finished run's views show (devops_agent.server.views.summary_of), kept when
+    # retention deletes its checkpoints.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When retention deleted the run's checkpoints (the run and its incident record stay).
     pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
@@ -174,6 +176,22 @@ class ApprovalRecord(Base):
     at: Mapped[str] = mapped_column(String(40))
 
 
+def current(rows: Iterable[AlertRecord]) -> list[AlertRecord]:
+    """One alert per (fingerprint, startsAt), resolved when a resolution of it came."""
+    latest: dict[tuple[str, str], AlertRecord] = {}
+    for row in rows:
+        key = (row.fingerprint, row.starts_at)
+        if key not in latest or row.status == "resolved":
+            latest[key] = row
+    return list(latest.values())
+
+
+def all_resolved(rows: Iterable[AlertRecord]) -> bool:
+    """Whether there are alerts and every one of them was resolved."""
+    found = current(rows)
+    return bool(found) and all(row.status == "resolved" for row in found)
+
+
 def fingerprint_of(alert: Alert) -> str:
     """Alertmanager's fingerprint, or a stable hash of the labels when a sender left it out."""
     if alert.fingerprint:
@@ -198,6 +216,13 @@ FINISHED = (COMPLETED, FAILED)
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
 
 
+EXPIRED = {
+    "decision": "expired",
+    "approver": "timeout",
+    "comment": "no decision within APPROVAL_TIMEOUT",
+}
+
+
 @dataclass
 class Claimed:
     """The outcome of a decision's claim: won (with the new lease generation), or not; `stale`
@@ -205,6 +230,7 @@ class Claimed:
 
     won: bool
     stale: bool = False
+    late: bool = False  # the decision came after the deadline: the run was expired instead
     current_request: str = ""
     generation: int = 0
 
@@ -325,17 +351,11 @@ class RunRepo(Database):
 
     async def current_alerts(self, run_id: str) -> list[Alert]:
         """The run's alerts, one per (fingerprint, startsAt), resolved when a resolution came."""
-        latest: dict[tuple[str, str], AlertRecord] = {}
-        for row in (await self.alerts_of([run_id]))[run_id]:
-            key = (row.fingerprint, row.starts_at)
-            if key not in latest or row.status == "resolved":
-                latest[key] = row
-        return [row.to_alert() for row in latest.values()]
+        return [row.to_alert() for row in current((await self.alerts_of([run_id]))[run_id])]
 
     async def all_resolved(self, run_id: str) -> bool:
         """Whether every firing alert of the run has been resolved since."""
-        current = await self.current_alerts(run_id)
-        return bool(current) and all(a.status == "resolved" for a in current)
+        return all_resolved((await self.alerts_of([run_id]))[run_id])
 
     async def counts(self) -> dict[str, int]:
         return await self.call(self._counts)
@@ -367,23 +387,29 @@ class RunRepo(Database):
         error: str | None = None,
         awaiting_since: str | None = None,
         approval_request: dict[str, Any] | None = None,
+        decide_within: float | None = None,
+        summary: dict[str, Any] | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
         """Set a run's status (only from `only_from`, only while `owner` holds it, when given).
 
         A run that stops running (waiting, completed, failed) is released: no replica holds it.
+        A waiting run may be decided for `decide_within` seconds, on the database's clock.
         """
         values: dict[str, Any] = {
             "status": status,
-            "updated_at": now_iso(),
+            "updated_at": utcnow(),
             "outcome": outcome,
             "error": error,
             "awaiting_since": awaiting_since,
             "approval_request": approval_request,
+            "decide_by": self._lease_end(decide_within) if decide_within is not None else None,
         }
         if clear_decision:
             values["pending_decision"] = None
+        if summary is not None:
+            values["summary"] = summary
         if status not in (QUEUED, RUNNING):
             values.update(owner=None, lease_until=None)
         query = update(RunRecord).where(RunRecord.run_id == run_id).values(**values)
@@ -416,11 +442,12 @@ class RunRepo(Database):
     def _claim(
         self, run_id: str, decision: dict[str, Any], owner: str | None, lease: float
     ) -> Claimed:
-        stamp = now_iso()
+        stamp = utcnow()
         with self.engine.begin() as conn:
-            query = select(RunRecord.status, RunRecord.approval_request).where(
-                RunRecord.run_id == run_id
-            )
+            late_sql = RunRecord.decide_by <= self._db_now()
+            query = select(
+                RunRecord.status, RunRecord.approval_request, late_sql.label("late")
+            ).where(RunRecord.run_id == run_id)
             row = conn.execute(query.with_for_update() if self.postgres else query).first()
             if row is None or row.status != AWAITING:
                 return Claimed(False)
@@ -428,6 +455,9 @@ class RunRepo(Database):
             asked = str(decision.get("request_id") or "")
             if asked and current and asked != current:
                 return Claimed(False, stale=True, current_request=current)
+            late = bool(row.late) and decision.get("decision") in ("approve", "reject")
+            if late:  # past the deadline: the run expires now, whoever asked
+                decision = {**EXPIRED, "comment": f"{EXPIRED['comment']}; came late: {decision}"}
             decision = {**decision, "request_id": current or asked}
             claimed = conn.execute(
                 update(RunRecord)
@@ -437,6 +467,7 @@ class RunRepo(Database):
                     updated_at=stamp,
                     awaiting_since=None,
                     approval_request=None,
+                    decide_by=None,
                     pending_decision=decision,
                     owner=owner,
                     lease_until=self._lease_end(lease) if owner else None,
@@ -455,7 +486,7 @@ class RunRepo(Database):
                     at=stamp,
                 )
             )
-        return Claimed(True, generation=int(claimed[0]))
+        return Claimed(True, late=late, generation=int(claimed[0]))
 
     # -- ownership: which replica executes a run ---------------------------------------------
 
@@ -468,9 +499,11 @@ class RunRepo(Database):
         return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=seconds)
 
     def _claimable(self) -> Any:
-        """Open, not waiting for a person, and held by nobody (or by a replica whose lease ran out)."""
+        """Open, not waiting for a person, not parked until later, and held by nobody (or by a
+        replica whose lease ran out)."""
         return (
             RunRecord.status.in_((QUEUED, RUNNING)),
+            or_(RunRecord.wake_at.is_(None), RunRecord.wake_at <= self._db_now()),
             or_(RunRecord.lease_until.is_(None), RunRecord.lease_until < self._db_now()),
         )
 
@@ -488,14 +521,15 @@ class RunRepo(Database):
         )
 
     def _claim_one(self, run_id: str, owner: str, lease: float) -> int | None:
-        status, free = self._claimable()
+        status, due, free = self._claimable()
         query = (
             update(RunRecord)
-            .where(RunRecord.run_id == run_id, status, or_(free, RunRecord.owner == owner))
+            .where(RunRecord.run_id == run_id, status, due, or_(free, RunRecord.owner == owner))
             .values(
                 owner=owner,
                 lease_until=self._lease_end(lease),
                 lease_generation=self._generation_after(owner),
+                wake_at=None,
             )
             .returning(RunRecord.lease_generation)
         )
@@ -530,9 +564,27 @@ class RunRepo(Database):
                         owner=owner,
                         lease_until=self._lease_end(lease),
                         lease_generation=self._generation_after(owner),
+                        wake_at=None,
                     )
                 )
         return ids
+
+    async def park(self, run_id: str, owner: str, wake_at: datetime) -> bool:
+        """Release a running run until `wake_at` (its settle window's next check); any replica
+        claims it then."""
+        wake = (
+            wake_at.astimezone(UTC)
+            if self.postgres
+            else wake_at.astimezone(UTC).replace(tzinfo=None)
+        )
+        query = (
+            update(RunRecord)
+            .where(
+                RunRecord.run_id == run_id, RunRecord.owner == owner, RunRecord.status == RUNNING
+            )
+            .values(owner=None, lease_until=None, wake_at=wake, updated_at=utcnow())
+        )
+        return await self.call(self._update_one, query)
 
     async def renew(self, owner: str, run_ids: Iterable[str], lease: float) -> set[str]:
         """Extend the leases `owner` still holds; the ids it still holds."""
@@ -564,15 +616,46 @@ class RunRepo(Database):
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
 
-    async def overdue(self, waiting_since_before: str, limit: int = 500) -> list[str]:
-        """Runs waiting for approval since before the cutoff (ids only: thousands may wait)."""
+    async def overdue(self, after: int = 0, limit: int = 500) -> list[tuple[str, int]]:
+        """Runs past their deadline (database time), `limit` at a time in `seq` order after
+        `after` (ids and seq only: thousands may wait)."""
         query = (
-            select(RunRecord.run_id)
-            .where(RunRecord.status == AWAITING, RunRecord.awaiting_since < waiting_since_before)
-            .order_by(RunRecord.awaiting_since)
+            select(RunRecord.run_id, RunRecord.seq)
+            .where(
+                RunRecord.status == AWAITING,
+                RunRecord.decide_by <= self._db_now(),
+                RunRecord.seq > after,
+            )
+            .order_by(RunRecord.seq)
             .limit(limit)
         )
-        return [str(r) for r in await self.scalars(query)]
+        return await self.call(self._rows, query)
+
+    async def backfill_deadlines(self, timeout: float) -> int:
+        """Give runs that began waiting before deadlines were stored (migration 0005) the one
+        their wait implies: `awaiting_since` + APPROVAL_TIMEOUT."""
+        return await self.call(self._backfill_deadlines, timeout)
+
+    def _backfill_deadlines(self, timeout: float) -> int:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(RunRecord.run_id, RunRecord.awaiting_since).where(
+                    RunRecord.status == AWAITING, RunRecord.decide_by.is_(None)
+                )
+            ).all()
+            for run_id, since in rows:
+                start = datetime.fromisoformat(since) if since else datetime.now(UTC)
+                deadline = (start + timedelta(seconds=timeout)).astimezone(UTC)
+                if not self.postgres:
+                    deadline = deadline.replace(tzinfo=None)
+                conn.execute(
+                    update(RunRecord).where(RunRecord.run_id == run_id).values(decide_by=deadline)
+                )
+        return len(rows)
+
+    def _rows(self, query: Any) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return [(str(a), int(b)) for a, b in conn.execute(query)]
 
     # -- retention --------------------------------------------------------------------------
 
@@ -594,7 +677,7 @@ class RunRepo(Database):
         query = (
             update(RunRecord)
             .where(RunRecord.run_id.in_(list(run_ids)), RunRecord.pruned_at.is_(None))
-            .values(pruned_at=now_iso())
+            .values(pruned_at=utcnow())
         )
         return await self.call(self._update_many, query)
 
@@ -622,7 +705,7 @@ def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupO
     if not fresh:
         earlier_run = next((r for r in seen_runs if r), None)
         return GroupOutcome(service, earlier_run, True, ignored=0 if earlier_run else len(alerts))
-    stamp = now_iso()
+    stamp = utcnow()
     open_run = conn.execute(
         select(RunRecord.run_id).where(
             RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)

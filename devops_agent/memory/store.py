@@ -17,8 +17,10 @@ from devops_agent.config import Settings
 from devops_agent.fencing import Lease
 from devops_agent.memory import ledger
 from devops_agent.memory.db import Control, Database, Incident, LedgerEntry, Pattern, make_engine
+from devops_agent.memory.learning import Learned, learned
+from devops_agent.memory.runs import AlertRecord, current
 from devops_agent.policy import PolicyFacts, StepVerdict
-from devops_agent.state import HAPPENED, utcnow
+from devops_agent.state import HAPPENED, Alert, utcnow
 
 
 class Store(Database):
@@ -151,7 +153,11 @@ class Store(Database):
             if stored.rowcount == 0:
                 return  # learned already (learn ran again after a resume)
             fixed = int(incident["outcome"] == "resolved")
-            succeeded = {a["operation"] for a in incident["actions"] if a.get("status") in HAPPENED}
+            succeeded = {
+                a["operation"]
+                for a in incident["actions"]
+                if a.get("status") in HAPPENED and a.get("rollback_of") is None
+            }
             for operation in sorted(succeeded):
                 conn.execute(
                     self._insert(Pattern)
@@ -175,19 +181,41 @@ class Store(Database):
         """INSERT with ON CONFLICT, in this database's dialect."""
         return (postgresql if self.postgres else sqlite).insert(model)
 
-    async def history(self, service: str) -> dict[tuple[str, str], tuple[int, int]]:
-        """(category, operation) -> (successes, failures) on this service."""
+    async def history(self, service: str) -> Learned:
+        """What the agent learned about this service recently (memory.learning)."""
         await self.setup()
-        return await self.call(self._history, service)
 
-    def _history(self, service: str) -> dict[tuple[str, str], tuple[int, int]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    Pattern.category, Pattern.operation, Pattern.successes, Pattern.failures
-                ).where(Pattern.service == service)
+        def read() -> Learned:
+            with self.engine.connect() as conn:
+                return learned(conn, service)
+
+        return await self.call(read)
+
+    async def handler_of(self, key: str, run_id: str, since: str) -> str | None:
+        """Another run that began a mutating step on this target since `since` (one incident:
+        a caller's run meets its dependency's own run, which already acted)."""
+        await self.setup()
+        query = (
+            select(LedgerEntry.run_id)
+            .where(
+                LedgerEntry.target_key == key,
+                LedgerEntry.run_id != run_id,
+                LedgerEntry.status.in_(ledger.ACTING),
+                LedgerEntry.operation.in_(ledger.MUTATING),
+                LedgerEntry.started_at >= since,
             )
-            return {(c, o): (ok, failed) for c, o, ok, failed in rows}
+            .order_by(LedgerEntry.id.desc())
+            .limit(1)
+        )
+        found = await self.scalars(query)
+        return str(found[0]) if found else None
+
+    async def run_alerts(self, run_id: str) -> list[Alert]:
+        """The run's alerts as intake has them now (alerts that joined it since it started, and
+        resolutions), one per (fingerprint, startsAt). Empty for a run intake never saw."""
+        await self.setup()
+        query = select(AlertRecord).where(AlertRecord.run_id == run_id).order_by(AlertRecord.id)
+        return [row.to_alert() for row in current(await self.scalars(query))]
 
     async def incidents(self, service: str | None = None) -> list[Incident]:
         await self.setup()

@@ -57,6 +57,10 @@ async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
     plan.requires_approval = verdict.decision != "auto"
     plan.why = f"{plan.why} Policy: {verdict.why or AUTO_WHY}."
     judged: IncidentState = {"plan": plan.model_dump(mode="json")}
+    # Alerts that joined the run since it started (or resolved) reach the graph before it acts.
+    joined = await ctx.store.run_alerts(run_id)
+    if joined:
+        judged["alerts"] = [a.model_dump(mode="json") for a in joined]
     reasons = [f.as_dict() for f in verdict.findings]
     if verdict.decision == "approval":
         request = approval_request(

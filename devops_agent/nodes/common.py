@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.labels import PROJECT_ALERT_LABELS
 from devops_agent.operations import OPERATIONS
@@ -19,14 +20,16 @@ def target_dump(target: Target) -> dict[str, Any]:
     return target.model_copy(update={"labels": redact_data(target.labels)}).model_dump(mode="json")
 
 
-def investigation(run: RunState, max_replicas: int, **extra: Any) -> Investigation:
+def investigation(run: RunState, settings: Settings, **extra: Any) -> Investigation:
     return Investigation(
         alerts=run.alerts,
         target=run.target,
         evidence=run.evidence,
         actions=run.actions,
         attempts=run.attempts,
-        max_replicas=max_replicas,
+        max_replicas=settings.max_replicas,
+        crash_loop_window=settings.crash_loop_window,
+        tried=run.tried,
         **extra,
     )
 

@@ -27,9 +27,17 @@ from devops_agent.memory.db import LedgerEntry
 from devops_agent.memory.ledger import StepEntry
 from devops_agent.nodes.common import target_keys
 from devops_agent.nodes.requests import approval_request
+from devops_agent.nodes.validate import settled_health
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import Finding, StepVerdict, judge_step
-from devops_agent.state import ActionRecord, Approval, IncidentState, PlanStep, RunState, utcnow
+from devops_agent.state import (
+    ActionRecord,
+    Approval,
+    IncidentState,
+    PlanStep,
+    RunState,
+    utcnow,
+)
 
 POLICY_ACTORS = ("policy", "")  # an approval by these is not a person's
 
@@ -101,12 +109,13 @@ async def run_step(
         snapshot=record.snapshot,
         evidence_at=evidence_at,
     )
+    await faults.pause("before_begin_step")
     begun = await ctx.store.begin_step(entry, fencing.current.get(), s, judge)
     if begun.earlier is not None:
         return await _recorded(ctx, run_id, record, begun.earlier)
     verdict = begun.verdict
     assert verdict is not None
-    if verdict.kind in ("ask", "join"):
+    if verdict.kind in ("ask", "join", "stop"):
         return StepOutcome(verdict=verdict)
     if verdict.kind == "refuse":
         record.status, record.output, record.reason = "refused", verdict.why, verdict.reason
@@ -250,11 +259,18 @@ async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
             await ctx.audit.append(run_id, "approval_request", "policy", detail)
             update = {"approval": None, "approval_request": request}
             break
+        if verdict is not None and verdict.kind == "stop":
+            update = {"outcome": "superseded", "notes": [verdict.note]}
+            break
         if verdict is not None and verdict.kind == "join":
+            # One incident: the run acting on the target handles it; this one records how its
+            # own target fares once that run acted, and ends.
+            seen = await settled_health(ctx, run)
             update = {
                 "outcome": "superseded",
                 "escalation_reason": "joined",
                 "handled_by": verdict.handled_by,
+                "validation": seen.model_dump(mode="json"),
                 "notes": [f"joined: {verdict.why}"],
             }
             break

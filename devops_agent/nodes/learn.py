@@ -13,7 +13,9 @@ async def learn(state: IncidentState, ctx: AgentContext) -> IncidentState:
     await ctx.store.record_incident(
         run_id=run.run_id,
         service=run.service,
-        category=diagnosis.category if diagnosis else "unknown",
+        # Under what the fault was when the agent met it: an unfixed crash is a crash that the
+        # restart did not fix, not a crash loop (memory.learning).
+        category=state.get("first_category") or (diagnosis.category if diagnosis else "unknown"),
         root_cause=(diagnosis.root_cause if diagnosis else "") or run.escalation or "",
         confidence=diagnosis.confidence if diagnosis else 0.0,
         outcome=outcome,

@@ -8,14 +8,42 @@ from __future__ import annotations
 
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import investigation
+from devops_agent.nodes.validate import settled_health
 from devops_agent.state import IncidentState, Plan, RunState
+
+
+def _handled_dependency(run: RunState) -> tuple[str, str] | None:
+    """A dependency of the target that another run acted on moments ago: (its name, that run)."""
+    for item in run.evidence:
+        if item.source == "dependency" and item.data.get("handled_by"):
+            return item.target, str(item.data["handled_by"])
+    return None
 
 
 async def plan(state: IncidentState, ctx: AgentContext) -> IncidentState:
     run = RunState(state)
-    history = await ctx.store.history(run.service)
-    case = investigation(run, ctx.settings.max_replicas, history=history)
     diagnosis = run.diagnosis
+    handled = _handled_dependency(run)
+    if handled and diagnosis and diagnosis.category != "no_fault":
+        # One incident: the run that acted on the dependency handles it; this one records how
+        # its own service fares, and ends.
+        dependency, handler = handled
+        why = f"run {handler} acted on {dependency}, which {run.service} depends on"
+        joined = Plan(action="no_action", why=f"joined: {why}", confidence=diagnosis.confidence)
+        seen = await settled_health(ctx, run)
+        await ctx.audit.append(
+            run.run_id, "plan", "agent", {"plan": joined.model_dump(mode="json")}
+        )
+        return {
+            "plan": joined.model_dump(mode="json"),
+            "outcome": "superseded",
+            "escalation_reason": "joined",
+            "handled_by": handler,
+            "validation": seen.model_dump(mode="json"),
+            "notes": [f"joined: {why}"],
+        }
+    history = await ctx.store.history(run.service)
+    case = investigation(run, ctx.settings, history=history)
     assert diagnosis is not None, "root_cause always diagnoses before plan"
     made: Plan = await ctx.reasoner.plan(case, diagnosis)
     update: IncidentState = {"plan": made.model_dump(mode="json"), "reasoning": case.calls}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devops_agent.context import AgentContext
@@ -52,8 +53,16 @@ def names_in(lines: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def recently(ctx: AgentContext) -> str:
+    """Since when another run's action on a dependency still explains a caller's state: the
+    time it takes to validate a fix and see it hold."""
+    s = ctx.settings
+    span = s.validate_timeout + s.validate_settle + 2 * s.probe_timeout
+    return (datetime.now(UTC) - timedelta(seconds=span)).isoformat(timespec="microseconds")
+
+
 async def _dependencies(
-    ctx: AgentContext, target: Target, log_errors: list[str]
+    ctx: AgentContext, run_id: str, target: Target, log_errors: list[str]
 ) -> list[dict[str, Any]]:
     """The health of the services the target needs.
 
@@ -78,6 +87,7 @@ async def _dependencies(
         if name not in declared and healthy:
             continue  # a healthy service that a log line happens to name is no evidence
         how = "declared by label" if name in declared else "named in the error lines, and failing"
+        handler = await ctx.store.handler_of(dep.key, run_id, recently(ctx))
         evidence.append(
             Evidence(
                 source="dependency",
@@ -89,6 +99,7 @@ async def _dependencies(
                     "declared": name in declared,
                     "project": params.get("project"),
                     "key": dep.key,
+                    "handled_by": handler,
                     "health": result.data,
                 },
             ).model_dump(mode="json")
@@ -149,16 +160,18 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
         health = await _settle_probe(ctx, target, health, logs, resources, metrics, quick)
     evidence = [_evidence(r) for r in (health, logs, resources)]
     errors = logs.data.get("error_lines", []) if logs.ok else []
-    evidence += await _dependencies(ctx, target, errors)
+    evidence += await _dependencies(ctx, run.run_id, target, errors)
     evidence += metrics
     stored = target_dump(target)
     gathered = RunState({**state, "evidence": evidence, "target": stored})
-    case = investigation(gathered, ctx.settings.max_replicas)
+    case = investigation(gathered, ctx.settings, history=await ctx.store.history(target.name))
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
         run.run_id, "diagnosis", diagnosis.reasoner, diagnosis.model_dump(mode="json")
     )
+    first = state.get("first_category") or diagnosis.category
     return {
+        "first_category": first,
         "target": stored,
         "diagnosed_at": gathered_at,
         "evidence": evidence,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Protocol
 
 from devops_agent.config import Settings
 from devops_agent.operations import OPERATIONS, RISK_ORDER
@@ -22,7 +23,6 @@ from devops_agent.policy.reasons import Finding, messages
 from devops_agent.state import Plan, PlanStep
 
 ALWAYS_APPROVE = frozenset({"execute_command"})  # a person decides these, whatever the settings
-GIVE_UP_FAILURES = 2  # a remedy that failed this often for a fault, and never worked, is not tried
 
 
 @dataclass
@@ -46,9 +46,10 @@ class Verdict:
 class StepVerdict:
     """The answer for one step at the moment it would run."""
 
-    kind: Literal["run", "ask", "refuse", "join"]
+    kind: Literal["run", "ask", "refuse", "join", "stop"]
     findings: list[Finding] = field(default_factory=list)
     handled_by: str | None = None  # join: the run that is acting on the target
+    note: str = ""  # stop: why the run has nothing left to do
 
     @property
     def why(self) -> str:
@@ -99,16 +100,43 @@ def scale_findings(
     return found
 
 
+class Tracked(Protocol):
+    """How an operation did against a fault on a service recently (memory.learning.Track)."""
+
+    held: int
+    failed: int
+    last_held: bool | None
+    last_held_at: datetime | None
+
+    def cite(self, operation: str) -> str: ...
+
+
 def ineffective(
-    history: Mapping[tuple[str, str], tuple[int, int]], category: str, operation: str
+    history: Mapping[tuple[str, str], Tracked], category: str, operation: str
 ) -> Finding | None:
-    """An operation that failed GIVE_UP_FAILURES times for this fault and never worked."""
-    ok, failed = history.get((category, operation), (0, 0))
-    if failed >= GIVE_UP_FAILURES and ok == 0:
+    """An operation whose latest try against this fault on this service did not hold: it is
+    not planned again by itself."""
+    track = history.get((category, operation))
+    if track is not None and track.last_held is False:
         return Finding(
             "ineffective_chain",
-            f"{operation} did not fix {category} the last {failed} times: not repeated",
+            f"{operation} did not hold the last time it was tried for {category} "
+            f"({track.cite(operation)}): not repeated by itself",
         )
+    return None
+
+
+def did_not_hold(step: PlanStep, tried: Sequence[Mapping[str, object]]) -> Finding | None:
+    """A step this run already took in an attempt whose fix did not hold: not taken again."""
+    for attempt in tried:
+        if attempt.get("held") is False and [step.operation, step.target] in list(
+            attempt.get("operations") or []  # type: ignore[call-overload]
+        ):
+            return Finding(
+                "did_not_hold",
+                f"{step.operation} on {step.target} did not hold in attempt "
+                f"{attempt.get('attempt')} ({attempt.get('why')}): not repeated",
+            )
     return None
 
 
@@ -249,6 +277,17 @@ def asks(
             )
         if any(w.covers(step.target, facts.now) for w in document.maintenance_windows):
             found.append(Finding("maintenance_window", f"{step.target} is in a maintenance window"))
+        fixed = facts.of(step.target).remediated_at
+        cooldown = settings.remediation_cooldown
+        if fixed is not None and (facts.now - fixed).total_seconds() < cooldown:
+            ago = (facts.now - fixed).total_seconds()
+            found.append(
+                Finding(
+                    "recently_remediated",
+                    f"{step.target} was fixed {ago:.0f}s ago (REMEDIATION_COOLDOWN={cooldown:g}s):"
+                    " a person decides whether to act on it again",
+                )
+            )
     return list(dict.fromkeys(found))
 
 
@@ -292,13 +331,16 @@ def judge_step(
 ) -> StepVerdict:
     """One step, right before it runs, against facts read in the ledger's transaction.
 
-    Another open run already acting on the same target: this one joins it instead of acting
-    twice. A refusal refuses. A step the policy approved by itself is asked of a person when a
+    Every alert of the run resolved before it acted: it stops (superseded). Another open run
+    already acting on the same target: this one joins it instead of acting twice. A refusal refuses. A step the policy approved by itself is asked of a person when a
     reason to ask appeared since (the kill switch, a maintenance window); a step a person
     approved runs.
     """
     target = facts.of(step.target)
     mutating = OPERATIONS.get(step.operation, OPERATIONS["health_check"]).mutating
+    if mutating and not undo and facts.run_resolved and not facts.run_target_keys:
+        note = "every alert of the run was resolved before the agent acted"
+        return StepVerdict("stop", note=note)
     if mutating and not undo and target.handled_by:
         return StepVerdict(
             "join",

@@ -15,7 +15,7 @@ class TargetFacts:
     actions_last_hour: int = 0  # mutating steps begun on it in the last hour, by any run
     breaker: str | None = None  # why its circuit breaker is open
     handled_by: str | None = None  # another open run that is acting on it right now
-    remediated_at: datetime | None = None  # when a fix of it last held
+    remediated_at: datetime | None = None  # when a fix of it (by another run) last held
 
 
 @dataclass
@@ -24,6 +24,7 @@ class PolicyFacts:
     total_last_hour: int = 0  # mutating steps begun in the last hour, on every target
     targets: dict[str, TargetFacts] = field(default_factory=dict)  # by the step's target name
     run_target_keys: set[str] = field(default_factory=set)  # targets this run has acted on
+    run_resolved: bool = False  # every alert of the run was resolved since it started
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def of(self, name: str) -> TargetFacts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from devops_agent.policy.checks import Tracked
 from devops_agent.state import ActionRecord, Alert, Diagnosis, Evidence, Plan, Target
 
 
@@ -18,8 +19,11 @@ class Investigation:
     actions: list[ActionRecord] = field(default_factory=list)
     attempts: int = 0
     max_replicas: int = 10
-    # (category, operation) -> (successes, failures) for this service, from `learn`.
-    history: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # (category, operation) -> how its fixes did on this service recently (memory.learning).
+    history: dict[tuple[str, str], Tracked] = field(default_factory=dict)
+    crash_loop_window: float = 300.0  # CRASH_LOOP_WINDOW
+    # This run's attempts watched through the settle window (state `tried`).
+    tried: list[dict[str, Any]] = field(default_factory=list)
     # Reasoners append one record per call (which reasoner, step, latency, tokens, fallback, error);
     # the nodes put them on the run as `reasoning`.
     calls: list[dict[str, Any]] = field(default_factory=list)

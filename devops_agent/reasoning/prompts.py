@@ -236,8 +236,14 @@ def plan_messages(
         answer=answer_instruction(spec, method),
     )
     history = [
-        {"category": cat, "operation": op, "succeeded": ok, "failed": failed}
-        for (cat, op), (ok, failed) in case.history.items()
+        {
+            "category": cat,
+            "operation": op,
+            "held": track.held,
+            "did_not_hold": track.failed,
+            "last_try_held": track.last_held,
+        }
+        for (cat, op), track in case.history.items()
     ]
     payload = {
         "diagnosis": diagnosis.model_dump(mode="json", exclude={"reasoner"}),

@@ -8,10 +8,11 @@ it. Each rule names its category, a one-sentence root cause, a confidence and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from devops_agent.policy.checks import ineffective, scale_findings
+from devops_agent.policy.checks import did_not_hold, ineffective, scale_findings
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.records import CallRecord
 from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan, PlanStep
@@ -40,7 +41,7 @@ CRASH_LOOP_RESTARTS = 3
 
 
 @dataclass
-class Facts:
+class Observed:
     """The evidence about the target, pre-digested for the rules."""
 
     containers: list[dict[str, Any]]
@@ -82,7 +83,7 @@ class RulesReasoner:
         return made
 
 
-def _facts(case: Investigation) -> Facts:
+def _facts(case: Investigation) -> Observed:
     health = case.find("health_check")
     logs = case.find("get_logs")
     resources = case.find("check_resources")
@@ -97,7 +98,7 @@ def _facts(case: Investigation) -> Facts:
     ]
     # Dependencies declared by label come first in the evidence, then those named in the logs.
     deps_down.sort(key=lambda e: (e.target not in dependencies, e.target))
-    return Facts(
+    return Observed(
         containers=(health.data.get("containers", []) if health and health.ok else []),
         probe=(health.data.get("probe") if health and health.ok else None),
         errors=(logs.data.get("error_lines", []) if logs and logs.ok else []),
@@ -113,7 +114,7 @@ def _facts(case: Investigation) -> Facts:
 
 
 def _diag(
-    category: str, cause: str, confidence: float, facts: Facts, *extra: Evidence
+    category: str, cause: str, confidence: float, facts: Observed, *extra: Evidence
 ) -> Diagnosis:
     summaries = [e.summary for e in (*facts.used, *extra)]
     return Diagnosis(
@@ -130,6 +131,21 @@ def _restarted_before(case: Investigation, target: str) -> bool:
         a.operation == "restart_service" and a.target == target and a.status in HAPPENED
         for a in case.actions
     )
+
+
+def _fixed_moments_ago(case: Investigation) -> str | None:
+    """A crash within CRASH_LOOP_WINDOW after a fix of a crash held: it keeps coming back."""
+    now = datetime.now(UTC)
+    for (category, operation), track in case.history.items():
+        when = track.last_held_at
+        if category in ("crash", "crash_loop") and when is not None:
+            ago = (now - when).total_seconds()
+            if ago < case.crash_loop_window:
+                return (
+                    f"{ago:.0f}s after {operation} fixed the last crash "
+                    f"(CRASH_LOOP_WINDOW={case.crash_loop_window:g}s)"
+                )
+    return None
 
 
 def diagnose(case: Investigation) -> Diagnosis:
@@ -196,15 +212,24 @@ def diagnose(case: Investigation) -> Diagnosis:
             )
         if facts.deps_down:
             return _dependency(name, facts)
+        again = _fixed_moments_ago(case)
         if (
             restarting
             or c.get("restart_count", 0) >= CRASH_LOOP_RESTARTS
             or _restarted_before(case, name)
+            or again
         ):
+            after = (
+                ", and again after the agent restarted it"
+                if _restarted_before(case, name)
+                else f", {again}"
+                if again
+                else ""
+            )
             return _diag(
                 "crash_loop",
                 f"{c['name']} keeps exiting (exit {exit_code}, {c.get('restart_count', 0)} restarts"
-                f"{', and again after the agent restarted it' if _restarted_before(case, name) else ''}).",
+                f"{after}).",
                 0.85,
                 facts,
             )
@@ -286,7 +311,7 @@ def diagnose(case: Investigation) -> Diagnosis:
     )
 
 
-def _dependency(name: str, facts: Facts) -> Diagnosis:
+def _dependency(name: str, facts: Observed) -> Diagnosis:
     deps = facts.deps_down
     names = ", ".join(d.target for d in deps)
     return _diag(
@@ -396,7 +421,9 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
             reason=code,
         )
     for step in steps:
-        useless = ineffective(case.history, category, step.operation)
+        useless = ineffective(case.history, category, step.operation) or did_not_hold(
+            step, case.tried
+        )
         if useless:
             return Plan(
                 action="escalate",
@@ -404,4 +431,10 @@ def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
                 confidence=conf,
                 reason=useless.code,
             )
-    return Plan(action="remediate", steps=steps, why=diagnosis.root_cause, confidence=conf)
+    learned = [
+        case.history[(category, op)].cite(op)
+        for op in dict.fromkeys(s.operation for s in steps)
+        if (category, op) in case.history
+    ]
+    why = diagnosis.root_cause + (f" Learned: {'; '.join(learned)}." if learned else "")
+    return Plan(action="remediate", steps=steps, why=why, confidence=conf)

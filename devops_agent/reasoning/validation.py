@@ -15,7 +15,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from devops_agent.policy.checks import command_finding, ineffective, scale_findings
+from devops_agent.policy.checks import (
+    command_finding,
+    did_not_hold,
+    ineffective,
+    scale_findings,
+)
 from devops_agent.reasoning.answers import DiagnosisAnswer, PlanAnswer, StepAnswer
 from devops_agent.reasoning.base import Investigation
 from devops_agent.state import Diagnosis, Plan, PlanStep
@@ -167,7 +172,9 @@ def check_plan(
             if made is not None:
                 steps.append(made)
         for made in steps:
-            useless = ineffective(case.history, diagnosis.category, made.operation)
+            useless = ineffective(case.history, diagnosis.category, made.operation) or (
+                did_not_hold(made, case.tried)
+            )
             if useless:
                 reasons.append(useless.message)
     elif answer.action == "no_action" and diagnosis.category != "no_fault":

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
+from devops_agent.labels import HEALTH_URL
 from devops_agent.redact import redact_data
 from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
@@ -90,7 +91,7 @@ def _docker_facts(backend: DockerBackend) -> dict[str, Any]:
             "name": c.name,
             "status": c.status,
             "image": (c.attrs.get("Config") or {}).get("Image"),
-            "health_url": (c.labels or {}).get("devops-agent.health-url"),
+            "health_url": (c.labels or {}).get(HEALTH_URL),
             "compose_service": (c.labels or {}).get("com.docker.compose.service"),
         }
         for c in client.containers.list(all=True)

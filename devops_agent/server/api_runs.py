@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
-from devops_agent.memory.runs import COMPLETED, FAILED, STATUSES, RunRecord
+from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
 from devops_agent.redact import redact_data
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
@@ -23,8 +23,7 @@ router = APIRouter()
 log = logging.getLogger(__name__)
 Svc = Annotated[Services, Depends(services)]
 KEEPALIVE_SECONDS = 15.0
-POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
-FINISHED = (COMPLETED, FAILED)
+STREAM_POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's row
 
 
 # Names the agent itself records decisions under: a person answering as one of them could pass
@@ -135,7 +134,7 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
             seen, quiet = row.updated_at, 0.0
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), POLL_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), STREAM_POLL_SECONDS)
                 except TimeoutError:
                     # Another replica's events come through the relay, best effort: its run's
                     # row shows each change of status and the end even when one was lost.
@@ -151,7 +150,7 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
                                 yield sse("state", await _view(svc, row))
                         except SQLAlchemyError as exc:  # storage away: try again next time
                             log.warning("events of %s: %s", run_id, type(exc).__name__)
-                    quiet += POLL_SECONDS
+                    quiet += STREAM_POLL_SECONDS
                     if quiet >= KEEPALIVE_SECONDS:
                         quiet = 0.0
                         yield ": keepalive\n\n"
@@ -226,6 +225,14 @@ async def resume_run(run_id: str, body: ResumeBody, svc: Svc) -> JSONResponse:
                 f"({claimed.current_request}): read GET /approvals again",
                 "reason": "stale_request",
                 "request_id": claimed.current_request,
+            },
+            status_code=409,
+        )
+    if claimed.late:
+        return JSONResponse(
+            {
+                "detail": f"run {run_id} waited past its deadline (APPROVAL_TIMEOUT): it expires now",
+                "reason": "expired",
             },
             status_code=409,
         )

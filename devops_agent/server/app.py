@@ -17,9 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import devops_agent.memory.runs  # noqa: F401  (registers the run tables before the schema is set up)
-from devops_agent.checkpoints.factory import postgres_conninfo
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
+from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.runs import RunRepo
 from devops_agent.monitoring import Monitor
 from devops_agent.runner import open_agent
@@ -52,7 +52,7 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.api_port}"
 
 
-def sweep_interval(timeout: float) -> float:
+def approval_sweep_interval(timeout: float) -> float:
     return min(30.0, max(0.5, timeout / 4))
 
 
@@ -60,14 +60,14 @@ async def _sweep(manager: RunManager, timeout: float) -> None:
     """Expire runs that waited for approval longer than APPROVAL_TIMEOUT."""
     while True:
         try:
-            expired = await manager.expire_overdue(timeout)
+            expired = await manager.expire_overdue()
             if expired:
                 log.info("%d run(s) expired waiting for approval", expired)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("approval sweeper failed")
-        await asyncio.sleep(sweep_interval(timeout))
+        await asyncio.sleep(approval_sweep_interval(timeout))
 
 
 @asynccontextmanager
@@ -99,10 +99,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         relay = None
         if repo.postgres:  # replicas may share the database: relay run events between them
-            relay = Relay(postgres_conninfo(settings.resolved_database_url), manager.owner, hub)
+            relay = Relay(DatabaseUrl(settings.resolved_database_url).conninfo, manager.owner, hub)
             hub.relay = relay.forward
             relay.start()
         app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
+        await repo.backfill_deadlines(settings.approval_timeout)
         manager.launch()
         recovered = await manager.recover()
         if recovered:

@@ -8,6 +8,7 @@ import uvicorn
 
 from devops_agent.config import Settings
 from devops_agent.memory.preflight import database_problem
+from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.redact import redact
 from devops_agent.server.app import create_app
 
@@ -55,6 +56,11 @@ def serve(settings: Settings) -> int:
     if problem:
         log.error("cannot start: %s", problem)
         return 1
+    try:
+        hold_store(settings.resolved_database_url)
+    except StoreLocked as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     try:
         app = create_app(settings)
     except (OSError, ValueError) as exc:

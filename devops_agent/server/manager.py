@@ -13,7 +13,7 @@ Across replicas (several processes on one PostgreSQL), a replica executes a run 
 holds the run's lease in the runs table (`owner`, `lease_until`): it claims the run with a
 conditional UPDATE before driving it, a heartbeat renews its leases every third of
 RUN_LEASE_SECONDS, and a run it cannot renew is cancelled here before another replica may take it.
-An idle replica polls for claimable work every POLL_SECONDS (queued runs, runs with a stored
+An idle replica polls for claimable work every CLAIM_POLL_SECONDS (queued runs, runs with a stored
 decision, runs whose holder's lease ran out) with `FOR UPDATE SKIP LOCKED`, so whichever replica
 received the webhook or the resume, some replica picks the run up; a taken-over run continues
 from its last checkpoint, and the action ledger keeps a step from running twice.
@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -40,25 +40,26 @@ from devops_agent import faults, fencing
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
+    EXPIRED,
     FAILED,
     QUEUED,
     RUNNING,
     Claimed,
     RunRecord,
     RunRepo,
-    now_iso,
 )
-from devops_agent.runner import Agent
+from devops_agent.runner import Agent, is_settle
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
 from devops_agent.server.retention import Retention
-from devops_agent.state import HAPPENED
+from devops_agent.server.views import summary_of
+from devops_agent.state import HAPPENED, utcnow
 
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
-POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
+CLAIM_POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = (*HAPPENED, "failed")  # a run with a step in these has acted
 SUPERSEDED = {
@@ -210,17 +211,14 @@ class RunManager:
             await self.repo.release()
         return await self._claim_free()
 
-    async def expire_overdue(self, timeout: float) -> int:
-        """Resume every run that has waited longer than `timeout` seconds with `expired`."""
-        expired = 0
-        answer: dict[str, Any] = {
-            "decision": "expired",
-            "approver": "timeout",
-            "comment": f"no decision within APPROVAL_TIMEOUT={timeout:g}s",
-        }
-        # Only the overdue ones, by id, in the database: memory does not grow with waiting runs.
-        for run_id in await self.repo.overdue(_seconds_ago(timeout)):
-            expired += bool(await self.decide(run_id, dict(answer)))
+    async def expire_overdue(self) -> int:
+        """Resume every run past its deadline with `expired`, a page at a time through all of
+        them (the deadline is on the database's clock)."""
+        expired, after = 0, 0
+        while page := await self.repo.overdue(after):
+            for run_id, _ in page:
+                expired += bool(await self.decide(run_id, dict(EXPIRED)))
+            after = page[-1][1]
         return expired
 
     @property
@@ -299,7 +297,7 @@ class RunManager:
             if step is None:
                 return
             await step()
-            await self._settle(run_id)
+            await self._record_stop(run_id)
         except asyncio.CancelledError:
             raise
         except fencing.LeaseLost as exc:
@@ -335,7 +333,9 @@ class RunManager:
         if row.status != RUNNING:
             return None  # finished, or waiting again (a decision task that lost a race)
         decision = row.pending_decision
-        pending = await self.agent.pending_approval(run_id) if decision else None
+        pending = await self.agent.pending_interrupt(run_id)
+        if pending is not None and is_settle(pending):
+            return lambda: self._stream(run_id, resume={"woke": True})  # the window's next check
         if decision and pending is not None:
             asked, current = decision.get("request_id"), pending.get("request_id")
             if asked and current and asked != current:
@@ -343,7 +343,7 @@ class RunManager:
                 log.warning(
                     "run %s: a decision for request %s does not answer %s", run_id, asked, current
                 )
-                return _nothing  # _settle records it waiting for this request
+                return _nothing  # _record_stop records it waiting for this request
             if decision.get("decision") == SUPERSEDED["decision"]:
                 return lambda: self._supersede(run_id)
             return lambda: self._stream(run_id, resume=decision)
@@ -358,6 +358,8 @@ class RunManager:
         alerts: list[Any] | None = None,
         resume: dict[str, Any] | None = None,
     ) -> None:
+        if resume is not None:
+            faults.hit("before_resume")
         async for node, update in self.agent.stream(run_id, alerts=alerts, resume=resume):
             if node == "__interrupt__":
                 values = [getattr(i, "value", i) for i in update or ()]
@@ -374,15 +376,28 @@ class RunManager:
         self.hub.publish(run_id, "update", {"node": "supersede", "update": values})
         await self._stream(run_id)
 
-    async def _settle(self, run_id: str) -> None:
+    async def _record_stop(self, run_id: str) -> None:
         """After the graph stopped: record it as waiting (and notify) or as completed."""
         while True:
-            request = await self.agent.pending_approval(run_id)
+            request = await self.agent.pending_interrupt(run_id)
+            if request is not None and is_settle(request):
+                # Parked until the window's next check: no worker waits; any replica wakes it.
+                wake = datetime.fromisoformat(str(request["wake_at"]))
+                await self.repo.park(run_id, self.owner, wake)
+                self.hub.publish(
+                    run_id, "status", {"status": RUNNING, "settling_until": request["wake_at"]}
+                )
+                return
             if request is None:
                 state = await self.agent.state(run_id)
                 outcome = state.get("outcome") or "escalated"
                 await self.repo.mark(
-                    run_id, COMPLETED, outcome=outcome, clear_decision=True, owner=self.owner
+                    run_id,
+                    COMPLETED,
+                    outcome=outcome,
+                    summary=summary_of(state),
+                    clear_decision=True,
+                    owner=self.owner,
                 )
                 self.metrics.runs_finished.labels(outcome=outcome).inc()
                 self.hub.publish(run_id, "end", {"status": COMPLETED, "outcome": outcome})
@@ -392,8 +407,9 @@ class RunManager:
                 run_id,
                 AWAITING,
                 only_from=[RUNNING],
-                awaiting_since=now_iso(),
+                awaiting_since=utcnow(),
                 approval_request=request,
+                decide_within=self.agent.ctx.settings.approval_timeout,
                 clear_decision=True,
                 owner=self.owner,
             )
@@ -458,7 +474,7 @@ class RunManager:
         """Idle replicas look for work that nobody holds: this is how a webhook or a resume
         received by one replica, or the runs of a replica that died, reach a free one."""
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
             if self.pressure.busy():
                 continue  # alerts are arriving: intake first
             try:
@@ -557,7 +573,3 @@ def _unavailable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
-
-
-def _seconds_ago(seconds: float) -> str:
-    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="microseconds")

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def sweep_interval(retention: float) -> float:
+def retention_sweep_interval(retention: float) -> float:
     """Often enough to keep up, rarely enough to cost nothing: a quarter of the retention,
     between half a second and ten minutes."""
     return min(600.0, max(0.5, retention / 4))
@@ -53,7 +53,7 @@ class Retention:
 
     async def loop(self) -> None:
         while True:
-            await asyncio.sleep(sweep_interval(self.retention))
+            await asyncio.sleep(retention_sweep_interval(self.retention))
             try:
                 pruned = await self.prune()
                 if pruned:

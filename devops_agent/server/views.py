@@ -93,12 +93,51 @@ def validation_view(state: dict[str, Any]) -> dict[str, Any] | None:
     validation = state.get("validation")
     if not validation:
         return None
-    return {"healthy": bool(validation.get("healthy")), "checks": validation.get("checks") or []}
+    return {
+        "healthy": bool(validation.get("healthy")),
+        "checks": [
+            {k: c.get(k) for k in ("target", "healthy", "summary")}
+            for c in validation.get("checks") or []
+        ],
+        "settle_until": validation.get("settle_until"),
+        "held": validation.get("held"),
+        "alerts_cleared": validation.get("alerts_cleared"),
+    }
+
+
+# What a finished run keeps on its row (`runs.summary`): every state key the views read, so a
+# run looks the same before and after retention deleted its checkpoints.
+SUMMARY_KEYS = (
+    "diagnosis",
+    "plan",
+    "approval",
+    "actions",
+    "validation",
+    "attempts",
+    "outcome",
+    "escalation",
+    "escalation_reason",
+    "handled_by",
+)
+
+
+def summary_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a finished run's state that its views show, evidence as source and summary."""
+    kept = {key: state.get(key) for key in SUMMARY_KEYS if state.get(key) is not None}
+    kept["evidence"] = [
+        {"source": e.get("source"), "summary": e.get("summary")}
+        for e in state.get("evidence") or []
+        if isinstance(e, dict)
+    ]
+    return kept
 
 
 def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -> dict[str, Any]:
-    """One run, as `GET /runs/{run_id}` returns it (masked again on its way out: the API is
-    an exit, devops_agent/redact.py)."""
+    """One run, as `GET /runs/{run_id}` returns it, masked again on its way out (the API is an
+    exit, devops_agent/redact.py). A finished run is shown from its summary, the same whether its
+    checkpoints are still there or not."""
+    if row.summary is not None:
+        state = row.summary
     return redact_data(
         {
             "run_id": row.run_id,

@@ -25,7 +25,7 @@ from devops_agent.state import Alert
 
 
 async def main(db_url: str, run_id: str, mode: str, arg: str = "") -> None:
-    settings = load_settings(database_url=db_url, validate_timeout=15)
+    settings = load_settings(database_url=db_url, validate_timeout=15, validate_settle=0)
     ctx = AgentContext.from_settings(settings)
     if mode == "resume-and-die":
         real_run = ctx.registry.run

@@ -17,6 +17,7 @@ from devops_agent.context import AgentContext
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 from tests.support.containers import Lab, container_state, probe, wait_log, wait_probe, wait_status
+from tests.support.factories import drive
 
 pytestmark = pytest.mark.docker
 
@@ -26,6 +27,7 @@ async def run_incident(tmp_path, service: str, **settings: Any) -> dict[str, Any
         "safety_mode": False,
         "auto_approve_max_risk": "medium",
         "validate_timeout": 15,
+        "validate_settle": 1,  # a short window: the fix is watched, briefly
         **settings,
     }
     s = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db", **config)
@@ -35,7 +37,7 @@ async def run_incident(tmp_path, service: str, **settings: Any) -> dict[str, Any
         labels={"service": service, "severity": "critical"},
     )
     async with open_agent(AgentContext.from_settings(s)) as agent:
-        nodes = [node async for node, _ in agent.stream("run-1", [alert])]
+        nodes = await drive(agent, "run-1", [alert])
         state = await agent.state("run-1")
     state["nodes"] = nodes
     return state

@@ -25,7 +25,13 @@ PORT = 2124
 @pytest.fixture
 def langgraph_dev(tmp_path) -> Iterator[str]:
     binary = Path(sys.executable).with_name("langgraph")
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "SAFETY_MODE": "true", "VALIDATE_TIMEOUT": "15"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "SAFETY_MODE": "true",
+        "VALIDATE_TIMEOUT": "15",
+        "VALIDATE_SETTLE": "0",  # in Studio a window waits for its resume: off here
+    }
     env.pop("DATABASE_URL", None)
     log = (tmp_path / "langgraph-dev.log").open("w")
     proc = subprocess.Popen(

@@ -11,13 +11,14 @@ from devops_agent.context import AgentContext
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 from devops_agent.tools.fake import FakeBackend, FakeService
+from tests.support.factories import context
 
 
 def _ctx(url: str, web: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(database_url=url, audit_key="k" * 32, validate_timeout=0.2, **settings)
-    ctx = AgentContext.from_settings(s, backend=FakeBackend([web]))
-    ctx.validate_interval = 0.05
-    return ctx
+    s = load_settings(
+        database_url=url, audit_key="k" * 32, validate_timeout=0.2, validate_settle=0, **settings
+    )
+    return context(s, FakeBackend([web]))
 
 
 async def test_a_run_waits_on_postgres_and_resumes_in_a_new_agent(pg_url: str) -> None:

@@ -47,6 +47,7 @@ def llm_settings(tmp_path: Any, llm: ScriptedLLM, **overrides: Any) -> Settings:
         "safety_mode": False,
         "auto_approve_max_risk": "medium",
         "validate_timeout": 0.5,
+        "validate_settle": 0,
         **overrides,
     }
     return load_settings(**values)

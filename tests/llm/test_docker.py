@@ -58,6 +58,7 @@ async def test_llm_investigates_a_crashed_container_with_tools_and_resolves_it(
         safety_mode=False,
         auto_approve_max_risk="medium",
         validate_timeout=15,
+        validate_settle=0,
     )
     state = await run_incident(AgentContext.from_settings(settings), alert(app.name))
 

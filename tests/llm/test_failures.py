@@ -12,17 +12,14 @@ from devops_agent.reasoning.errors import LLMError
 from devops_agent.tools.fake import FakeBackend, FakeService
 from tests.llm.conftest import alert, diagnosis, llm_settings, plan, records, run_incident, step
 from tests.llm.server import Reply, ScriptedLLM, error, text
+from tests.support.factories import context
 
 FELL_BACK = [("rules", "diagnose", True, None), ("rules", "plan", True, None)]
 
 
 def _ctx(tmp_path: Any, llm: ScriptedLLM, **settings: Any) -> tuple[AgentContext, FakeService]:
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
-    ctx = AgentContext.from_settings(
-        llm_settings(tmp_path, llm, **settings), backend=FakeBackend([web])
-    )
-    ctx.validate_interval = 0.05
-    return ctx, web
+    return context(llm_settings(tmp_path, llm, **settings), FakeBackend([web])), web
 
 
 def _llm_errors(state: dict[str, Any]) -> list[tuple[str, str | None]]:

@@ -12,6 +12,7 @@ from devops_agent.reasoning.rules import RulesReasoner
 from devops_agent.tools.fake import FakeBackend, FakeService
 from tests.llm.conftest import alert, diagnosis, llm_settings, plan, records, run_incident, step
 from tests.llm.server import ScriptedLLM, call, text, tools
+from tests.support.factories import context
 
 CRASH = {
     "category": "crash",
@@ -29,13 +30,10 @@ RESTART = {
 
 def _ctx(tmp_path: Any, llm: ScriptedLLM, streaming: bool = False, **settings: Any) -> AgentContext:
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
-    ctx = AgentContext.from_settings(
-        llm_settings(tmp_path, llm, **settings), backend=FakeBackend([web])
-    )
+    ctx = context(llm_settings(tmp_path, llm, **settings), FakeBackend([web]))
     if streaming:
         llm_reasoner = LLMReasoner.from_settings(ctx.settings, ctx.registry, streaming=True)
         ctx.reasoner = FallbackReasoner(llm_reasoner, RulesReasoner())
-    ctx.validate_interval = 0.05
     return ctx
 
 

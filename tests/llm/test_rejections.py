@@ -23,6 +23,7 @@ from tests.llm.conftest import (
     step,
 )
 from tests.llm.server import ScriptedLLM, call, tools
+from tests.support.factories import context
 
 READ_ONLY = {"health_check", "get_logs", "check_resources"}
 
@@ -33,9 +34,7 @@ def _ctx(
     web = FakeService("web", status="exited", exit_code=2, logs=["panic: nil pointer"])
     db = FakeService("billing-db")
     backend = Recording(FakeBackend([web, db]))
-    ctx = AgentContext.from_settings(llm_settings(tmp_path, llm, **settings), backend=backend)
-    ctx.validate_interval = 0.05
-    return ctx, backend, web
+    return context(llm_settings(tmp_path, llm, **settings), backend), backend, web
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,5 @@ def test_finished_runs_checkpoints_are_pruned_and_their_records_stay(
     assert db.value("SELECT count(*) FROM runs") == 5
     assert db.value("SELECT count(*) FROM incidents WHERE run_id = ANY(%s)", run_ids) == 5
     assert db.value("SELECT count(*) FROM alerts") == 5
-    after = pruner.run(run_ids[0])
-    assert (after["status"], after["outcome"]) == (before["status"], before["outcome"])
-    assert after["alerts"] == before["alerts"]
+    # The run keeps its story: shown from the summary on its row, the same as before.
+    assert pruner.run(run_ids[0]) == before

@@ -65,6 +65,7 @@ class Server:
                 "REASONER": "rules",
                 "LOG_LEVEL": "INFO",
                 "VALIDATE_TIMEOUT": "30",
+                "VALIDATE_SETTLE": "1",  # a short window; the tests of the window set theirs
                 "APPROVAL_TIMEOUT": "3600",
                 "MONITORING_INTERVAL": "3600",
                 "NO_PROXY": "127.0.0.1,localhost",

@@ -53,26 +53,29 @@ def test_sigkill_while_waiting_then_resume_acts_once(
     assert len(starts(docker_client, app.name, since)) == 1
 
 
-def test_sigkill_right_after_the_decision_keeps_it(
-    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+@pytest.mark.parametrize("point", ["before_resume", "after_begin_step", "after_backend_call"])
+def test_sigkill_after_the_decision_keeps_it_and_acts_once(
+    make_server: Callable[..., Server],
+    lab: Lab,
+    docker_client: docker.DockerClient,
+    point: str,
 ) -> None:
-    """The decision is stored with the 202: a crash right after it does not lose it."""
-    server = make_server()
+    """The decision is stored with the 202. Killed where `point` says (before the graph got
+    the decision, between the ledger and the engine, after the engine acted), the next process
+    continues the run under the same decision: one start, no second request."""
+    server = make_server(DEVOPS_AGENT_FAULTS=f"{point}=kill")
     app = lab.crashed()
     since = time.time()
     run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
     server.wait_status(run_id, "awaiting_approval")
     assert server.resume(run_id, "approve", "ana").status_code == 202
-    server.kill()  # wherever the run was, it continues from its checkpoint and its ledger
+    assert server.proc is not None
+    server.proc.wait(timeout=DEADLINE)  # killed at the point
+    server.extra_env.pop("DEVOPS_AGENT_FAULTS")
     server.start()
-    run = server.wait_status(run_id, "completed", "failed", "awaiting_approval")
-    if run["status"] == "awaiting_approval":
-        # Killed between the ledger's record of the step and the step itself: the ledger never
-        # runs a recorded step twice, so the run asks again (at most once, never twice).
-        assert server.resume(run_id, "approve", "ana").status_code == 202
-        run = server.wait_status(run_id, "completed", "failed")
-    assert run["outcome"] == "resolved", run
-    assert run["approval"]["approver"] == "ana"
+    run = server.wait_status(run_id, "completed", "failed")
+    assert (run["outcome"], run["approval"]["approver"]) == ("resolved", "ana"), run
+    assert [a["status"] for a in run["actions"]] == ["succeeded"], run
     assert len(starts(docker_client, app.name, since)) == 1
     assert container_state(docker_client, app.name)["Running"]
 

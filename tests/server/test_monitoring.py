@@ -43,17 +43,18 @@ def test_failed_probe_opens_a_run_and_recovery_resolves(
     started = server.post("/control/start-monitoring").json()
     assert started["started"] is True and started["running"] is True
     assert server.post("/control/start-monitoring").json()["started"] is False
+    # From here on only the cycles this test asks for run: each one's alerts are known.
+    assert server.post("/control/stop-monitoring").json()["stopped"] is True
 
     assert server.resume(run_id, "approve").status_code == 202
     assert server.wait_status(run_id, "completed")["outcome"] == "resolved"
 
     recovered = server.post("/monitoring/cycle").json()
-    assert recovered["targets"][0]["healthy"] is True
-    if recovered["alerts_sent"]:  # the loop's own cycle may have sent the resolve first
-        # the resolution is kept on the finished run that its firing alert started
-        assert recovered["intake"] == {
-            "runs": [{"run_id": run_id, "service": app.name, "deduplicated": False}],
-            "ignored": 0,
-        }
+    assert recovered["targets"][0]["healthy"] is True and recovered["alerts_sent"] == 1
+    # the resolution is kept on the finished run that its firing alert started
+    assert recovered["intake"] == {
+        "runs": [{"run_id": run_id, "service": app.name, "deduplicated": False}],
+        "ignored": 0,
+    }
     assert server.post("/monitoring/cycle").json()["alerts_sent"] == 0
     assert len(server.get("/runs", params={"service": app.name}).json()["runs"]) == 1

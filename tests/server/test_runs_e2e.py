@@ -30,8 +30,14 @@ def fire(server: Server, service: str, **kwargs: Any) -> str:
     return str(run["run_id"])
 
 
-def read_events(server: Server, run_id: str, into: list[dict[str, Any]]) -> threading.Thread:
-    """Collect the run's Server-Sent Events in a thread until the stream ends."""
+def read_events(
+    server: Server,
+    run_id: str,
+    into: list[dict[str, Any]],
+    subscribed: threading.Event | None = None,
+) -> threading.Thread:
+    """Collect the run's Server-Sent Events in a thread until the stream ends; `subscribed` is
+    set once the first event (the run's state, sent after the subscription) arrived."""
 
     def reader() -> None:
         with (
@@ -47,6 +53,8 @@ def read_events(server: Server, run_id: str, into: list[dict[str, Any]]) -> thre
                     event = line.removeprefix("event: ")
                 elif line.startswith("data: "):
                     into.append({"event": event, "data": json.loads(line.removeprefix("data: "))})
+                    if subscribed is not None:
+                        subscribed.set()
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
@@ -76,8 +84,9 @@ def test_approve_restarts_the_container_and_resolves(
     assert container_state(docker_client, app.name)["Status"] == "exited"
 
     events: list[dict[str, Any]] = []
-    reader = read_events(server, run_id, events)
-    time.sleep(0.5)  # let the subscription start (the stream sends the state first anyway)
+    subscribed = threading.Event()
+    reader = read_events(server, run_id, events, subscribed)
+    assert subscribed.wait(60), "the event stream never started"
     with ThreadPoolExecutor(2) as pool:
         answers = list(
             pool.map(lambda who: server.resume(run_id, "approve", who, comment="go"), ["ana", "bo"])

@@ -224,3 +224,27 @@ def test_five_callers_of_one_stopped_database_start_it_once(
         assert run["handled_by"] == acted[0]["run_id"], run
     for caller in callers:
         wait_probe(caller.health_url, 200, timeout=30)
+
+
+def test_a_caller_and_its_dependency_alerting_together_are_one_incident(
+    make_server: Callable[..., Server], lab: Lab, docker_client: docker.DockerClient
+) -> None:
+    """The database's own alert and its caller's come together: the database is started once,
+    by one run, which validates it; the other run ends joined, naming the run that handled it,
+    with its own service seen healthy again."""
+    both = lab.dependency_down()
+    # A database stopped cleanly (exit 0) is a crash the rules are less sure of (0.75).
+    srv = make_server(**AUTONOMOUS, CONFIDENCE_THRESHOLD="0.7")
+    since = time.time()
+    payloads = [alert_payload(both.dependency.name), alert_payload(both.app.name)]
+    with ThreadPoolExecutor(2) as pool:
+        run_ids = list(pool.map(lambda p: first_run(srv, p), payloads))
+    runs = [srv.wait_status(r, "completed") for r in run_ids]
+    assert mutations(docker_client, both.dependency.container_id, since) == ["start"], runs
+    assert mutations(docker_client, both.app.container_id, since) == []
+    (handler,) = [r for r in runs if r["outcome"] == "resolved"]
+    (joined,) = [r for r in runs if r is not handler]
+    assert (joined["outcome"], joined["escalation_reason"]) == ("superseded", "joined"), joined
+    assert joined["handled_by"] == handler["run_id"]
+    assert joined["validation"]["healthy"] is True, joined
+    assert {c["target"] for c in handler["validation"]["checks"]} >= {both.dependency.name}

@@ -67,11 +67,16 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     made: list[Stack] = []
 
     def make(**env: str) -> Stack:
+        """`{alertmanager_url}` in a setting's value becomes the stack's Alertmanager."""
         index = len(made)
         prometheus_port, alertmanager_port = free_port(), free_port()
+        urls = {"alertmanager_url": f"http://127.0.0.1:{alertmanager_port}"}
         server = Server(
             tmp_path / f"agent{index}",
-            env={"PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}", **env},
+            env={
+                "PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
+                **{k: v.format(**urls) for k, v in env.items()},
+            },
         )
         spec = stack.StackSpec(
             directory=tmp_path / f"stack{index}",

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
 from devops_agent.runner import Agent, open_agent
 from devops_agent.state import Alert
-from devops_agent.tools.fake import FakeBackend, FakeService
+from devops_agent.tools.fake import FakeService
+from tests.support.factories import alert, fake_context
 
 AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium"}
 
 
 def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db", validate_timeout=0.2, **settings
-    )
-    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
-    ctx.validate_interval = 0.05
-    return ctx
+    return fake_context(tmp_path, *services, **settings)
 
 
-def _alert(service: str, status: str = "firing") -> Alert:
-    return Alert(
-        alertname="ServiceDown", fingerprint="f1", status=status, labels={"service": service}
-    )  # type: ignore[arg-type]
+def _alert(service: str, status: str = "firing", fingerprint: str = "f1") -> Alert:
+    return alert(service, fingerprint, status)
 
 
 async def _run(
@@ -102,26 +95,22 @@ async def test_no_fault_unknown_target_and_resolved_alerts(tmp_path) -> None:
         assert (await agent.state("gone"))["outcome"] == "superseded"
 
 
-async def test_learned_failures_turn_into_escalation(tmp_path) -> None:
-    ctx = _ctx(tmp_path, FakeService("web", status="exited", exit_code=2), **AUTONOMOUS)
-    failed = [{"operation": "restart_service", "status": "succeeded"}]
-    for run in ("old1", "old2"):
-        await ctx.store.record_incident(
-            run_id=run,
-            service="web",
-            category="crash",
-            root_cause="",
-            confidence=1,
-            outcome="escalated",
-            evidence=[],
-            actions=failed,
-            attempts=1,
-        )
+async def test_a_fix_that_did_not_hold_is_not_planned_by_itself_next_time(tmp_path) -> None:
+    """The first crash: the restart does not fix it (it exits again), the run escalates, and
+    learn files it under `crash` with the restart that did not hold. The next crash of the
+    service: no restart by itself, an escalation citing what was learned."""
+    web = FakeService("web", status="exited", exit_code=2, sticky=True)
+    ctx = _ctx(tmp_path, web, **AUTONOMOUS)
     async with open_agent(ctx) as agent:
-        nodes = await _run(agent, "r1", [_alert("web")])
-        state = await agent.state("r1")
-    assert "execute" not in nodes and state["outcome"] == "escalated"
-    assert "did not fix crash" in state["plan"]["why"]
+        first = await _run(agent, "r1", [_alert("web")])
+        assert "execute" in first and (await agent.state("r1"))["outcome"] == "escalated"
+        restarts = web.restarts
+        nodes = await _run(agent, "r2", [_alert("web", fingerprint="f2")])
+        state = await agent.state("r2")
+    assert [i.category for i in await ctx.store.incidents("web")] == ["crash", "crash"]
+    assert "execute" not in nodes and state["outcome"] == "escalated" and web.restarts == restarts
+    assert state["escalation_reason"] == "ineffective_chain", state["escalation"]
+    assert "restart_service held 0 of 1 times in 7 days" in state["plan"]["why"]
 
 
 async def test_a_persons_reject_holds_even_if_the_settings_changed_meanwhile(tmp_path) -> None:

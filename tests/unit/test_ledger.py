@@ -74,7 +74,9 @@ async def test_learn_counts_successes_and_failures(tmp_path) -> None:
             run_id="a", outcome="resolved", actions=actions, **common
         )  # idempotent
         await store.record_incident(run_id="b", outcome="escalated", actions=actions, **common)
-        assert await store.history("web") == {("crash", "restart_service"): (1, 1)}
+        (track,) = (await store.history("web")).values()
+        assert (track.held, track.failed, track.last_held) == (1, 1, False)
+        assert list(await store.history("web")) == [("crash", "restart_service")]
         assert [i.run_id for i in await store.incidents("web")] == ["a", "b"]
     finally:
         await store.close()

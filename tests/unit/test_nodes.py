@@ -21,7 +21,7 @@ from devops_agent.tools.fake import FakeBackend, FakeService
 
 @pytest.fixture
 async def ctx():
-    settings = load_settings(database_url="memory://", validate_timeout=0.1)
+    settings = load_settings(database_url="memory://", validate_timeout=0.1, validate_settle=0)
     backend = FakeBackend(
         [FakeService("web", status="exited", exit_code=2), FakeService("db", status="exited")]
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devops_agent.memory.learning import Track
 from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.rules import diagnose, plan
 from devops_agent.state import ActionRecord, Alert, Evidence, Target
@@ -30,25 +31,30 @@ def case_of(data: dict[str, Any], **extra: Any) -> Investigation:
 
 
 @pytest.mark.parametrize(
-    ("name", "category", "action", "operations"),
+    ("name", "category", "confidence", "action", "operations"),
     [
-        ("crash", "crash", "remediate", ["restart_service"]),
-        ("hang", "hang", "remediate", ["restart_service"]),
-        ("paused", "hang", "remediate", ["restart_service"]),
-        ("oom", "memory_exhaustion", "remediate", ["restart_service"]),
-        ("config_error", "config_error", "escalate", []),
-        ("dependency", "dependency_failure", "remediate", ["restart_service"]),
-        ("cpu_saturation", "cpu_saturation", "remediate", ["scale_service"]),
-        ("overload", "overload", "escalate", []),
-        ("disk_full", "disk_full", "escalate", []),
-        ("healthy", "no_fault", "no_action", []),
+        ("crash", "crash", 0.9, "remediate", ["restart_service"]),
+        ("hang", "hang", 0.85, "remediate", ["restart_service"]),
+        ("paused", "hang", 0.95, "remediate", ["restart_service"]),
+        ("oom", "memory_exhaustion", 0.95, "remediate", ["restart_service"]),
+        ("config_error", "config_error", 0.9, "escalate", []),
+        ("dependency", "dependency_failure", 0.85, "remediate", ["restart_service"]),
+        ("cpu_saturation", "cpu_saturation", 0.85, "remediate", ["scale_service"]),
+        ("overload", "overload", 0.8, "escalate", []),
+        ("disk_full", "disk_full", 0.9, "escalate", []),
+        ("healthy", "no_fault", 0.9, "no_action", []),
     ],
 )
-def test_recorded_faults(name: str, category: str, action: str, operations: list[str]) -> None:
+def test_recorded_faults(
+    name: str, category: str, confidence: float, action: str, operations: list[str]
+) -> None:
+    """Each recorded fault gets its category, the confidence its rule gives (the overload rule,
+    say, 0.8 with a log line about the queue, 0.65 without), and its plan."""
     case = case_of(recorded(name))
     diagnosis = diagnose(case)
     assert diagnosis.category == category, diagnosis.root_cause
-    assert 0.5 <= diagnosis.confidence <= 1 and diagnosis.evidence and diagnosis.reasoner == "rules"
+    assert diagnosis.confidence == confidence
+    assert diagnosis.evidence and diagnosis.reasoner == "rules"
     made = plan(case, diagnosis)
     assert made.action == action and [s.operation for s in made.steps] == operations
 
@@ -130,9 +136,13 @@ def test_unknown_target() -> None:
     assert diagnosis.category == "unknown" and plan(case, diagnosis).action == "escalate"
 
 
-def test_history_of_failures_escalates_instead_of_repeating() -> None:
-    case = case_of(recorded("crash"), history={("crash", "restart_service"): (0, 2)})
+def test_a_fix_whose_latest_try_did_not_hold_is_not_planned_again_by_itself() -> None:
+    """(The graph learns this by itself: tests/server/test_learning.py; here, the rule.)"""
+    failed = Track(held=3, failed=1, last_held=False)
+    case = case_of(recorded("crash"), history={("crash", "restart_service"): failed})
     made = plan(case, diagnose(case))
-    assert made.action == "escalate" and "the last 2 times" in made.why
-    case = case_of(recorded("crash"), history={("crash", "restart_service"): (3, 2)})
-    assert plan(case, diagnose(case)).action == "remediate"
+    assert made.action == "escalate" and made.reason == "ineffective_chain", made.why
+    held = Track(held=3, failed=1, last_held=True)
+    case = case_of(recorded("crash"), history={("crash", "restart_service"): held})
+    made = plan(case, diagnose(case))
+    assert made.action == "remediate" and "restart_service held 3 of 4 times in 7 days" in made.why

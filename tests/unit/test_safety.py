@@ -18,20 +18,14 @@ from devops_agent.memory.store import Store
 from devops_agent.policy import PolicyDocument, PolicyFacts, TargetFacts, decide, load_policy
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert, Plan, PlanStep
-from devops_agent.tools.fake import FakeBackend, FakeService
+from devops_agent.tools.fake import FakeService
+from tests.support.factories import fake_context
 
 AUTONOMOUS = {"safety_mode": False, "auto_approve_max_risk": "medium", "validate_timeout": 0.2}
 
 
 def _ctx(tmp_path, *services: FakeService, **settings: Any) -> AgentContext:
-    s = load_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/agent.db",
-        data_dir=tmp_path,
-        **{**AUTONOMOUS, **settings},
-    )
-    ctx = AgentContext.from_settings(s, backend=FakeBackend(list(services)))
-    ctx.validate_interval = 0.05
-    return ctx
+    return fake_context(tmp_path, *services, **{**AUTONOMOUS, **settings})
 
 
 async def _run(ctx: AgentContext, run_id: str, service: str) -> dict[str, Any]:
@@ -125,8 +119,9 @@ async def test_kill_switch_holds_actions_for_approval(tmp_path) -> None:
 
 
 async def test_circuit_breaker_opens_after_repeated_failed_remediations(tmp_path) -> None:
-    # Two incidents of different kinds in a row where acting did not heal it (so the learned
-    # per-category history alone would still try): the breaker stops the third.
+    # Two incidents of different kinds in a row where acting did not heal it; the third is of a
+    # third kind (so what was learned of the first two kinds would not stop it): the breaker
+    # stops it.
     web = FakeService("web", status="paused", sticky=True)
     ctx = _ctx(
         tmp_path, web, breaker_failures=2, max_actions_per_service_per_hour=100, max_attempts=1
@@ -136,7 +131,7 @@ async def test_circuit_breaker_opens_after_repeated_failed_remediations(tmp_path
     second = await _run(ctx, "r2", "web")
     assert second["diagnosis"]["category"] == "crash" and second["outcome"] == "escalated"
     assert web.restarts == 2
-    web.status = "paused"
+    web.status, web.oom_killed = "exited", True
     third = await _run(ctx, "r3", "web")
     assert "circuit breaker open for web" in third["escalation"] and web.restarts == 2
 

@@ -29,6 +29,7 @@ async def ctx(tmp_path):
         safety_mode=False,
         auto_approve_max_risk="medium",
         validate_timeout=0.1,
+        validate_settle=0,
     )
     backend = FakeBackend(
         [
