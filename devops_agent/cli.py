@@ -21,6 +21,7 @@ from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
 from devops_agent.memory.preflight import database_problem
 from devops_agent.memory.storelock import StoreLocked, hold_store
+from devops_agent.redact import redact
 from devops_agent.runner import is_settle, open_agent
 
 console = Console(highlight=False)
@@ -96,7 +97,7 @@ async def run_alert(
             async for node, update in agent.stream(run_id, alerts if first else None, resume):
                 if node == "__interrupt__":
                     continue
-                console.print(f"[cyan]{node:>10}[/] {_summary(node, update or {})}")
+                console.print(f"[cyan]{node:>10}[/] {redact(_summary(node, update or {}))}")
             first = False
             request = await agent.pending_interrupt(run_id)
             if request is None:

@@ -63,6 +63,7 @@ EXAMPLES: dict[str, str] = {
     "audit_key": "<the content of DATA_DIR/audit-key, or: openssl rand -hex 32>",
     "webhook_token": "<a long random string: openssl rand -hex 32>",
     "agent_api_token": "<a long random string: openssl rand -hex 32>",
+    "redact_identifiers": "false",
 }
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
@@ -121,6 +122,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_breaker_failures: int = Field(5, ge=1)
     llm_breaker_window: float = Field(60, gt=0)
+    # Host names, IP and e-mail addresses reach the model as pseudonyms (host-1, ip-2, email-1).
+    redact_identifiers: bool = False
 
     safety_mode: bool = True
     confidence_threshold: float = Field(0.8, ge=0.0, le=1.0)

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from devops_agent.redact import redact_data
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,8 @@ class Notifier:
     def send(self, text: str, **fields: Any) -> None:
         if not self.url:
             return
-        task = asyncio.create_task(self._deliver({"text": text, **fields}))
+        # An exit: evidence was masked where it was gathered, and is masked again here.
+        task = asyncio.create_task(self._deliver(redact_data({"text": text, **fields})))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,9 +9,15 @@ from devops_agent.context import AgentContext
 from devops_agent.labels import PROJECT_ALERT_LABELS
 from devops_agent.operations import OPERATIONS
 from devops_agent.reasoning.base import Investigation
+from devops_agent.redact import redact_data
 from devops_agent.state import Alert, PlanStep, RunState, Target
 
 TARGET_LABELS = ("service", "container", "container_name", "name", "job")
+
+
+def target_dump(target: Target) -> dict[str, Any]:
+    """A target as the state keeps it: its labels (the container's own) masked like evidence."""
+    return target.model_copy(update={"labels": redact_data(target.labels)}).model_dump(mode="json")
 
 
 def investigation(run: RunState, settings: Settings, **extra: Any) -> Investigation:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import investigation
+from devops_agent.nodes.common import investigation, target_dump
 from devops_agent.nodes.hang import confirmed_hang, probe_timed_out
 from devops_agent.state import Evidence, IncidentState, RunState, Target, utcnow
 from devops_agent.tools.prometheus import service_evidence
@@ -162,8 +162,8 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
     errors = logs.data.get("error_lines", []) if logs.ok else []
     evidence += await _dependencies(ctx, run.run_id, target, errors)
     evidence += metrics
-    target_dump = target.model_dump(mode="json")
-    gathered = RunState({**state, "evidence": evidence, "target": target_dump})
+    stored = target_dump(target)
+    gathered = RunState({**state, "evidence": evidence, "target": stored})
     case = investigation(gathered, ctx.settings, history=await ctx.store.history(target.name))
     diagnosis = await ctx.reasoner.diagnose(case)
     await ctx.audit.append(
@@ -172,7 +172,7 @@ async def root_cause(state: IncidentState, ctx: AgentContext) -> IncidentState:
     first = state.get("first_category") or diagnosis.category
     return {
         "first_category": first,
-        "target": target_dump,
+        "target": stored,
         "diagnosed_at": gathered_at,
         "evidence": evidence,
         "diagnosis": diagnosis.model_dump(mode="json"),

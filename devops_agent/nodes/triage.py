@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.config import get_config
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.common import candidate_names, project_of
+from devops_agent.nodes.common import candidate_names, project_of, target_dump
 from devops_agent.state import Ambiguity, IncidentState, RunState, Target
 
 
@@ -59,6 +59,6 @@ async def triage(state: IncidentState, ctx: AgentContext) -> IncidentState:
     return {
         **update,
         "service": target.name,
-        "target": target.model_dump(mode="json"),
+        "target": target_dump(target),
         "triage": {"action": "investigate", "reason": f"{len(alerts)} alert(s) for {target.name}"},
     }

@@ -39,6 +39,7 @@ from devops_agent.reasoning.base import Investigation
 from devops_agent.reasoning.breaker import CircuitBreaker
 from devops_agent.reasoning.confidence import Corpus, calibrate
 from devops_agent.reasoning.errors import LLMError, classify
+from devops_agent.reasoning.identifiers import Pseudonyms, pseudonyms_for
 from devops_agent.reasoning.records import CallRecord
 from devops_agent.state import Diagnosis, Plan
 from devops_agent.tools.langchain import ToolSession, build_tools, tool_schemas
@@ -113,6 +114,7 @@ class LLMReasoner:
         command_allowlist: Sequence[Sequence[str]] = (),
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
+        identifiers: bool = False,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -124,6 +126,7 @@ class LLMReasoner:
         self.command_allowlist = [list(p) for p in command_allowlist]
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.identifiers = identifiers
         # Everything that does not depend on the incident is prepared once.
         schemas = tool_schemas(registry) if max_tool_calls else []
         self.tool_names = [s["function"]["name"] for s in schemas]
@@ -150,6 +153,7 @@ class LLMReasoner:
             "breaker": CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_window),
             "step_timeout": settings.llm_timeout * STEP_TIMEOUT_FACTOR,
             "command_allowlist": settings.command_allowlist,
+            "identifiers": settings.redact_identifiers,
             **overrides,
         }
         return cls(chat_model(settings, streaming=streaming), registry, **options)
@@ -197,15 +201,23 @@ class LLMReasoner:
             record.latency_ms = (perf_counter() - started) * 1000
             case.calls.append(record.as_dict())
 
+    def _names(self, case: Investigation) -> Pseudonyms | None:
+        return pseudonyms_for(case) if self.identifiers else None
+
     async def _ask(
-        self, model: Model, messages: list[BaseMessage], record: CallRecord
+        self,
+        model: Model,
+        messages: list[BaseMessage],
+        record: CallRecord,
+        names: Pseudonyms | None = None,
     ) -> AIMessage:
         """One model request, retried on transient errors within LLM_MAX_RETRIES."""
         attempt = 0
+        outgoing = prompts.outgoing(messages, names)
         while True:
             started = perf_counter()
             try:
-                message = await model.ainvoke(messages)
+                message = await model.ainvoke(outgoing)
             except Exception as exc:
                 record.model_ms += (perf_counter() - started) * 1000
                 err = classify(exc)
@@ -236,8 +248,12 @@ class LLMReasoner:
     async def _diagnose(self, case: Investigation, record: CallRecord) -> Diagnosis:
         nonce = prompts.new_nonce()
         targets = validation.allowed_targets(case)
+        names = self._names(case)
         session = ToolSession(
-            frozenset(targets), self.max_tool_calls, quote=partial(prompts.quote, nonce)
+            frozenset(targets),
+            self.max_tool_calls,
+            quote=partial(prompts.quote, nonce),
+            reveal=names.reveal if names else str,
         )
         tools: dict[str, BaseTool] = (
             {t.name: t for t in build_tools(self.registry, session)} if self.tool_names else {}
@@ -256,7 +272,7 @@ class LLMReasoner:
         raw: dict[str, Any] | None = None
         try:
             for _ in range(self.max_tool_calls + 1):
-                message = await self._ask(model, messages, record)
+                message = await self._ask(model, messages, record, names)
                 messages.append(message)
                 raw = answer_of(message, DIAGNOSIS)
                 if raw is not None or not (message.tool_calls or message.invalid_tool_calls):
@@ -267,13 +283,14 @@ class LLMReasoner:
             if raw is None:
                 if isinstance(messages[-1], AIMessage):
                     messages.append(HumanMessage(prompts.ANSWER_NOW))
-                raw = answer_of(await self._ask(self._diagnose_final, messages, record), DIAGNOSIS)
+                final = await self._ask(self._diagnose_final, messages, record, names)
+                raw = answer_of(final, DIAGNOSIS)
         finally:
             record.tool_calls, record.tools = session.calls, list(session.used)
             record.rejected += session.refused
         if raw is None:
             raise LLMError("malformed", "the model gave no diagnosis")
-        answer, reasons = validation.parse_answer(DiagnosisAnswer, raw)
+        answer, reasons = validation.parse_answer(DiagnosisAnswer, self._reveal(raw, names))
         reasons += validation.check_diagnosis(answer, case) if answer else []
         if answer is None or reasons:
             raise LLMError("invalid", "the diagnosis was rejected", rejected=reasons)
@@ -326,6 +343,11 @@ class LLMReasoner:
                 )
         return replies
 
+    @staticmethod
+    def _reveal(raw: dict[str, Any], names: Pseudonyms | None) -> dict[str, Any]:
+        """The answer with the real names: what validation checks and the plan acts on."""
+        return dict(names.reveal_data(raw)) if names else raw
+
     # -- plan ----------------------------------------------------------------------------------
 
     async def _plan(self, case: Investigation, diagnosis: Diagnosis, record: CallRecord) -> Plan:
@@ -339,13 +361,14 @@ class LLMReasoner:
             spec=PLAN,
             method=self.method,
         )
+        names = self._names(case)
         message = await self._ask(
-            self._plan_final, [SystemMessage(system), HumanMessage(user)], record
+            self._plan_final, [SystemMessage(system), HumanMessage(user)], record, names
         )
         raw = answer_of(message, PLAN)
         if raw is None:
             raise LLMError("malformed", "the model gave no plan")
-        answer, reasons = validation.parse_answer(PlanAnswer, raw)
+        answer, reasons = validation.parse_answer(PlanAnswer, self._reveal(raw, names))
         if answer is None:
             raise LLMError("invalid", "the plan was rejected", rejected=reasons)
         made, reasons = validation.check_plan(

@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage
 
 from devops_agent.operations import OperationSpec
 from devops_agent.reasoning.answers import AnswerSpec
 from devops_agent.reasoning.base import Investigation
+from devops_agent.redact import redact, redact_data
 from devops_agent.state import CATEGORIES, Diagnosis, Evidence
-from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap, redact
+from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap
+
+if TYPE_CHECKING:
+    from devops_agent.reasoning.identifiers import Pseudonyms
 
 DATA_CAP = 24_000  # characters of quoted data in one user message
 
@@ -88,6 +94,20 @@ ANSWER_TOOL = "Answer by calling the tool `{name}` exactly once."
 ANSWER_JSON = "Answer with only one JSON object matching this JSON schema:\n{schema}"
 
 
+def outgoing(messages: list[BaseMessage], names: Pseudonyms | None) -> list[BaseMessage]:
+    """What leaves for the model: every prompt and tool result masked once more (their data
+    was masked when it was dumped; this is the exit), identifiers hidden with REDACT_IDENTIFIERS.
+    The model's own turns go back as it wrote them."""
+    out: list[BaseMessage] = []
+    for message in messages:
+        if isinstance(message, AIMessage) or not isinstance(message.content, str):
+            out.append(message)
+            continue
+        text = redact(message.content)
+        out.append(message.model_copy(update={"content": names.hide(text) if names else text}))
+    return out
+
+
 def new_nonce() -> str:
     return secrets.token_hex(8)
 
@@ -98,11 +118,10 @@ def quote(nonce: str, text: str) -> str:
     return f"<data-{nonce}>\n{text}\n</data-{nonce}>"
 
 
-def _dump(payload: Any) -> str:
-    return cap(
-        redact(json.dumps(payload, default=str, ensure_ascii=False, separators=(",", ":"))),
-        DATA_CAP,
-    )
+def dump(payload: Any) -> str:
+    """Quoted data as the model reads it: JSON, secrets masked, capped."""
+    text = json.dumps(redact_data(payload), default=str, ensure_ascii=False, separators=(",", ":"))
+    return cap(text, DATA_CAP)
 
 
 def _categories() -> str:
@@ -191,7 +210,7 @@ def diagnose_messages(
         answer=answer_instruction(spec, method),
     )
     user = f"Incident about the service {name}. The data gathered so far:\n" + quote(
-        nonce, _dump(case_data(case))
+        nonce, dump(case_data(case))
     )
     return system, user
 
@@ -232,6 +251,6 @@ def plan_messages(
         "past_outcomes_for_this_service": history,
     }
     user = f"Plan the response for the service {name}. The diagnosis and the data:\n" + quote(
-        nonce, _dump(payload)
+        nonce, dump(payload)
     )
     return system, user

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from devops_agent.alertmanager import Storable
+from devops_agent.redact import redact_data
 from devops_agent.server.deps import Services, services
 
 router = APIRouter()
@@ -56,7 +57,7 @@ async def audit_rows(
             run_id=r.run_id,
             kind=r.kind,
             actor=r.actor,
-            detail=dict(r.detail or {}),
+            detail=redact_data(dict(r.detail or {})),
             hash=r.hash,
         )
         for r in rows

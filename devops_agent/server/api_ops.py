@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.labels import HEALTH_URL
+from devops_agent.redact import redact_data
 from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
 from devops_agent.tools.docker import DockerBackend
@@ -131,7 +132,7 @@ async def orchestrator_status(svc: Svc) -> dict[str, Any]:
                 "operation": a.operation,
                 "target": a.target,
                 "status": a.status,
-                "output": a.output,
+                "output": redact_data(a.output),
                 "started_at": a.started_at,
                 "finished_at": a.finished_at,
             }

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
 from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
+from devops_agent.redact import redact_data
 from devops_agent.server.deps import Services, services
 from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
@@ -199,7 +200,7 @@ async def approvals(
                 "resume": f"/runs/{row.run_id}/resume",
             }
         )
-    return {"approvals": waiting, "next": page.next_cursor}
+    return {"approvals": redact_data(waiting), "next": page.next_cursor}
 
 
 @router.post(

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from devops_agent.redact import redact_data
+
 QUEUE_SIZE = 256
 
 
@@ -51,5 +53,5 @@ class EventHub:
 
 def sse(event: str, data: Any) -> str:
     """One Server-Sent Event frame."""
-    payload = json.dumps(data, default=str, separators=(",", ":"))
+    payload = json.dumps(redact_data(data), default=str, separators=(",", ":"))
     return f"event: {event}\ndata: {payload}\n\n"

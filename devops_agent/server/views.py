@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devops_agent.memory.runs import AlertRecord, RunRecord
+from devops_agent.redact import redact_data
 
 
 def alert_view(row: AlertRecord) -> dict[str, Any]:
@@ -132,31 +133,34 @@ def summary_of(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -> dict[str, Any]:
-    """One run, as `GET /runs/{run_id}` returns it. A finished run is shown from its summary,
-    the same whether its checkpoints are still there or not."""
+    """One run, as `GET /runs/{run_id}` returns it, masked again on its way out (the API is an
+    exit, devops_agent/redact.py). A finished run is shown from its summary, the same whether its
+    checkpoints are still there or not."""
     if row.summary is not None:
         state = row.summary
-    return {
-        "run_id": row.run_id,
-        "incident_id": row.incident_id,
-        "service": row.service,
-        "status": row.status,
-        "outcome": row.outcome or (state.get("outcome") if row.status == "completed" else None),
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "alerts": [alert_view(a) for a in alerts],
-        "diagnosis": diagnosis_view(state),
-        "plan": plan_view(state),
-        "approval": approval_view(state),
-        "approval_request": request_view(row, state),
-        "actions": [action_view(a) for a in state.get("actions") or []],
-        "validation": validation_view(state),
-        "attempts": int(state.get("attempts") or 0),
-        "escalation": state.get("escalation"),
-        "escalation_reason": state.get("escalation_reason"),
-        "handled_by": state.get("handled_by"),
-        "error": row.error,
-    }
+    return redact_data(
+        {
+            "run_id": row.run_id,
+            "incident_id": row.incident_id,
+            "service": row.service,
+            "status": row.status,
+            "outcome": row.outcome or (state.get("outcome") if row.status == "completed" else None),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "alerts": [alert_view(a) for a in alerts],
+            "diagnosis": diagnosis_view(state),
+            "plan": plan_view(state),
+            "approval": approval_view(state),
+            "approval_request": request_view(row, state),
+            "actions": [action_view(a) for a in state.get("actions") or []],
+            "validation": validation_view(state),
+            "attempts": int(state.get("attempts") or 0),
+            "escalation": state.get("escalation"),
+            "escalation_reason": state.get("escalation_reason"),
+            "handled_by": state.get("handled_by"),
+            "error": row.error,
+        }
+    )
 
 
 def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

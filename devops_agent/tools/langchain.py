@@ -4,13 +4,12 @@ The tools are built from the registry's own parameter models (never written twic
 only for operations with `mutating == False`. A `ToolSession` bounds one investigation, in the
 spirit of HolmesGPT's safeguards: a budget of calls, repeated identical calls refused, targets
 limited to the incident's, and each output capped (logs trimmed to their error lines and tail)
-and scrubbed of obvious secrets before the model sees it.
+and masked by devops_agent.redact (again: Registry.run masked it first) before the model sees it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,37 +20,13 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
 from devops_agent.operations import OperationSpec
+from devops_agent.redact import redact_data
 from devops_agent.tools.registry import OperationResult, Registry
 
 OUTPUT_CAP = 4000  # characters of one tool output (about 1k tokens)
 LOG_LINES = 20  # error lines, and tail lines, shown per get_logs call
 LINE_CAP = 300  # characters per log line
 TRUNCATED = " ...[truncated]"
-
-# Linear patterns (no nested quantifiers): credentials in URLs, key=value secrets, bearer tokens.
-_SECRETS = (
-    (
-        re.compile(r"(\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"']{1,100}:)[^\s@\"']{1,200}@", re.I),
-        r"\1***@",
-    ),
-    (
-        re.compile(
-            r"(\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)"
-            r"\b[\"']?\s{0,3}[:=]\s{0,3}[\"']?)[^\s\"',;}]{1,400}",
-            re.I,
-        ),
-        r"\1***",
-    ),
-    (re.compile(r"(\bbearer\s{1,3})[a-z0-9._~+/=-]{8,}", re.I), r"\1***"),
-    (re.compile(r"\bsk-[a-z0-9_-]{16,}", re.I), "sk-***"),
-)
-
-
-def redact(text: str) -> str:
-    """Mask credentials in text that is about to reach a model."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def cap(text: str, limit: int = OUTPUT_CAP) -> str:
@@ -63,7 +38,7 @@ def _lines(lines: Iterable[Any], limit: int = LOG_LINES) -> list[str]:
 
 
 def _dump(body: dict[str, Any]) -> str:
-    return redact(json.dumps(body, default=str, ensure_ascii=False))
+    return json.dumps(redact_data(body), default=str, ensure_ascii=False)
 
 
 def render(result: OperationResult) -> str:
@@ -100,6 +75,7 @@ class ToolSession:
     allowed_targets: frozenset[str]
     budget: int
     quote: Callable[[str], str] = str  # wraps outputs as quoted data (see reasoning/prompts.py)
+    reveal: Callable[[str], str] = str  # maps the model's pseudonyms back (REDACT_IDENTIFIERS)
     calls: int = 0
     seen: set[str] = field(default_factory=set)
     used: list[str] = field(default_factory=list)
@@ -142,6 +118,7 @@ def _invalid(exc: ValidationError) -> str:
 
 
 async def _call(registry: Registry, session: ToolSession, operation: str, **params: Any) -> str:
+    params = {k: session.reveal(v) if isinstance(v, str) else v for k, v in params.items()}
     why = session.admit(operation, params)
     if why is not None:
         return why

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from devops_agent.redact import redact_lines
+
 # Bounded, linear patterns only: no nested quantifiers on user text.
 ERROR_PATTERN = re.compile(
     r"error|exception|fatal|panic|fail|refused|killed|no space left|out of memory|oom|"
@@ -14,9 +16,10 @@ MAX_LINE = 500
 
 
 def split_lines(text: str, limit: int) -> list[str]:
-    """The last `limit` non-empty lines, each cut to MAX_LINE characters."""
-    lines = [line[:MAX_LINE] for line in text.splitlines() if line.strip()]
-    return lines[-limit:]
+    """The last `limit` non-empty lines, secrets masked (a PEM block whole, across its lines,
+    before error lines are picked out of them), each cut to MAX_LINE characters."""
+    lines = redact_lines([line for line in text.splitlines() if line.strip()][-limit:])
+    return [line[:MAX_LINE] for line in lines]
 
 
 def error_lines(lines: list[str], limit: int = 50) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from devops_agent import fencing
 from devops_agent.operations import OPERATIONS, OperationSpec
+from devops_agent.redact import redact, redact_data
 from devops_agent.state import Ambiguity, Target
 
 ErrorKind = Literal["unreachable", "not_found", "timeout", "invalid", "refused", "failed"]
@@ -115,7 +116,12 @@ class Registry:
         if isinstance(parsed, str):
             return OperationResult.failure(operation, target, "invalid", parsed)
         fencing.check()
-        return await self.backend.run(operation, parsed)
+        result = await self.backend.run(operation, parsed)
+        # Evidence is masked here, where it is gathered: no secret reaches a checkpoint, the
+        # audit trail, an incident or the ledger (devops_agent/redact.py).
+        return result.model_copy(
+            update={"message": redact(result.message), "data": redact_data(result.data)}
+        )
 
     async def snapshot(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         parsed = self.validate(operation, params)

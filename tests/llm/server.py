@@ -3,7 +3,8 @@
 It serves `POST /v1/chat/completions` from a queue of `Reply` objects (or one function of the
 request), as JSON or as Server-Sent Events when the client streams, with usage counts, tool
 calls, HTTP errors with Retry-After, and delays. Every request body it received is kept in
-`requests`, so tests can assert what the real langchain-openai client sent.
+`requests`, so tests can assert what the real langchain-openai client sent. `Inbox` is a
+webhook receiver that keeps what the agent notifies.
 """
 
 from __future__ import annotations
@@ -176,6 +177,19 @@ class ScriptedLLM:
         if body.get("stream"):
             return StreamingResponse(_chunks(body, reply), media_type="text/event-stream")
         return JSONResponse(_completion(body, reply))
+
+
+class Inbox:
+    """A webhook receiver (NOTIFY_WEBHOOK_URL) that keeps every JSON body POSTed to `/hook`."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+        self.app = FastAPI()
+        self.app.post("/hook")(self._receive)
+
+    async def _receive(self, request: Request) -> Response:
+        self.bodies.append(await request.json())
+        return Response(status_code=204)
 
 
 def _free_port() -> int:

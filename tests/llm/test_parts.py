@@ -18,9 +18,10 @@ from devops_agent.reasoning.fallback import FallbackReasoner
 from devops_agent.reasoning.rules import RulesReasoner
 from devops_agent.reasoning.select import build_reasoner
 from devops_agent.reasoning.validation import check_plan, shell_problems
+from devops_agent.redact import redact
 from devops_agent.state import Diagnosis, Evidence, Target
 from devops_agent.tools.fake import FakeBackend, FakeService
-from devops_agent.tools.langchain import OUTPUT_CAP, ToolSession, build_tools, redact, tool_schemas
+from devops_agent.tools.langchain import OUTPUT_CAP, ToolSession, build_tools, tool_schemas
 from devops_agent.tools.registry import Registry
 
 
