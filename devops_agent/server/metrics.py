@@ -44,6 +44,11 @@ class Metrics:
             ["status", "deduplicated"],
             registry=r,
         )
+        self.alerts_truncated = Counter(
+            "devops_agent_alerts_truncated_total",
+            "Alerts that Alertmanager left out of notifications (truncatedAlerts: its max_alerts)",
+            registry=r,
+        )
         self.runs_started = Counter(
             "devops_agent_runs_started_total", "Graph runs started", registry=r
         )

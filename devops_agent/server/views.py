@@ -99,6 +99,7 @@ def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -
         "validation": validation_view(state),
         "attempts": int(state.get("attempts") or 0),
         "escalation": state.get("escalation"),
+        "truncated_alerts": row.truncated_alerts or 0,
         "error": row.error,
     }
 
