@@ -54,7 +54,6 @@ from devops_agent.server.retention import Retention
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
-QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
 POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = ("succeeded", "failed")
@@ -66,15 +65,15 @@ SUPERSEDED = {
 
 
 class Pressure:
-    """Whether alerts are arriving: requests in flight, or one that ended moments ago."""
+    """Whether webhook requests are in flight. While any is, every worker but one waits before it
+    takes work, so the 202s come first; the moment none is, they all run again. Never a quiet
+    time after each request: under a steady trickle (one alert every 100 ms) the workers would
+    then stand back for good."""
 
-    def __init__(self, quiet: float = QUIET_SECONDS):
-        self.quiet = quiet
+    def __init__(self) -> None:
         self.inflight = 0
-        self.last = 0.0
         self._calm = asyncio.Event()
         self._calm.set()
-        self._timer: asyncio.TimerHandle | None = None
 
     @contextmanager
     def request(self) -> Iterator[None]:
@@ -84,25 +83,15 @@ class Pressure:
             yield
         finally:
             self.inflight -= 1
-            self.last = time.monotonic()
-            if self.inflight == 0 and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self.quiet, self._check)
-
-    def _check(self) -> None:
-        self._timer = None
-        if self.inflight:
-            return  # the last request to end arms the timer again
-        remaining = self.last + self.quiet - time.monotonic()
-        if remaining > 0:
-            self._timer = asyncio.get_running_loop().call_later(remaining, self._check)
-        else:
-            self._calm.set()
+            if not self.inflight:
+                self._calm.set()
 
     def busy(self) -> bool:
-        return not self._calm.is_set()
+        return self.inflight > 0
 
     async def calm(self) -> None:
-        await self._calm.wait()
+        while self.inflight:  # a request may have begun again before this waiter woke
+            await self._calm.wait()
 
 
 class RunManager:
@@ -248,7 +237,13 @@ class RunManager:
         while True:
             if index > 0:
                 await self.pressure.calm()
-            _, _, run_id, kind = await self._queue.get()
+            item = await self._queue.get()
+            if index > 0 and self.pressure.busy():
+                # Requests came in while this worker waited for work: leave it, in its place.
+                self._queue.put_nowait(item)
+                self._queue.task_done()
+                continue
+            _, _, run_id, kind = item
             try:
                 await self._drive(run_id, kind)
             except asyncio.CancelledError:
