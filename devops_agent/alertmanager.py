@@ -83,7 +83,8 @@ class WebhookAlert(BaseModel):
         return labels
 
     def to_alert(self) -> Alert:
-        return Alert(
+        # Validated already (model_construct skips doing it twice: intake's hot path).
+        return Alert.model_construct(
             alertname=self.labels.get("alertname", ""),
             fingerprint=self.fingerprint,
             status=self.status,

@@ -64,7 +64,7 @@ class Intake:
             elif group.joined_resolved:
                 self.manager.check_resolved(group.run_id)
         for alert, dup in _dedup_flags(alerts, result.groups):
-            self.metrics.alerts.labels(status=alert.status, deduplicated=str(dup).lower()).inc()
+            self.metrics.received(alert.status, dup)
         if truncated:
             self.metrics.alerts_truncated.inc(truncated)
             log.warning(

@@ -19,7 +19,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # Every other endpoint takes at most a decision or a switch: a few KiB is plenty.
 MAX_API_BODY_BYTES = 64 * 1024
 WEBHOOK_PATH = "/webhook/alerts"
-DRAIN_BYTES = 16 * 1024 * 1024  # read and dropped before the 413; beyond, the client may see a reset
+# Read and dropped before the 413; a client that sends more than this may see a reset.
+DRAIN_BYTES = 16 * 1024 * 1024
 DRAIN_SECONDS = 10.0
 CLOSE = {"Connection": "close"}
 

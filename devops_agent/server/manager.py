@@ -54,6 +54,7 @@ from devops_agent.server.retention import Retention
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
+HOLD_LIMIT = 1.0  # while alerts pour in, the first worker still takes new work this often
 POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = ("succeeded", "failed")
@@ -65,10 +66,11 @@ SUPERSEDED = {
 
 
 class Pressure:
-    """Whether webhook requests are in flight. While any is, every worker but one waits before it
-    takes work, so the 202s come first; the moment none is, they all run again. Never a quiet
-    time after each request: under a steady trickle (one alert every 100 ms) the workers would
-    then stand back for good."""
+    """Whether webhook requests are in flight. While any is, the workers wait before they take
+    new work, so the 202s come first; the moment none is, they all run again. Never a quiet time
+    after each request: under a steady trickle (one alert every 100 ms) the workers would then
+    stand back for good. So that a flood delays runs but never stops them, the first worker
+    waits at most HOLD_LIMIT for a calm moment."""
 
     def __init__(self) -> None:
         self.inflight = 0
@@ -89,9 +91,15 @@ class Pressure:
     def busy(self) -> bool:
         return self.inflight > 0
 
-    async def calm(self) -> None:
-        while self.inflight:  # a request may have begun again before this waiter woke
-            await self._calm.wait()
+    async def calm(self, limit: float | None = None) -> bool:
+        """Wait until no request is in flight (True), or `limit` seconds at most (False)."""
+        try:
+            async with asyncio.timeout(limit):
+                while self.inflight:  # a request may have begun again before this waiter woke
+                    await self._calm.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 class RunManager:
@@ -235,10 +243,9 @@ class RunManager:
 
     async def _worker(self, index: int) -> None:
         while True:
-            if index > 0:
-                await self.pressure.calm()
+            waited = await self.pressure.calm(None if index else HOLD_LIMIT)
             item = await self._queue.get()
-            if index > 0 and self.pressure.busy():
+            if waited and self.pressure.busy():
                 # Requests came in while this worker waited for work: leave it, in its place.
                 self._queue.put_nowait(item)
                 self._queue.task_done()
