@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
+from devops_agent import sizes
 from devops_agent.state import Alert
 
 MAX_ALERTS = 1000
@@ -51,6 +59,9 @@ Annotations = Annotated[dict[LabelName, AnnotationValue], Field(max_length=MAX_L
 Short = Annotated[str, StringConstraints(strict=True, max_length=64), Storable]
 Name = Annotated[str, StringConstraints(strict=True, max_length=MAX_NAME), Storable]
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT), Storable]
+# Stored in columns of these sizes (devops_agent.sizes): longer is a 422, never a failed INSERT.
+StartsAt = Annotated[str, StringConstraints(strict=True, max_length=sizes.STARTS_AT), Storable]
+Fingerprint = Annotated[str, StringConstraints(strict=True, max_length=sizes.FINGERPRINT), Storable]
 
 
 class WebhookAlert(BaseModel):
@@ -59,13 +70,21 @@ class WebhookAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: Labels
     annotations: Annotations = Field(default_factory=dict)
-    startsAt: Short  # noqa: N815
+    startsAt: StartsAt  # noqa: N815
     endsAt: Short = ""  # noqa: N815
     generatorURL: Text = ""  # noqa: N815
-    fingerprint: Name = ""
+    fingerprint: Fingerprint = ""
+
+    @field_validator("labels")
+    @classmethod
+    def _alertname_fits(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels.get("alertname", "")) > sizes.ALERTNAME:
+            raise ValueError(f"the alertname label must be at most {sizes.ALERTNAME} characters")
+        return labels
 
     def to_alert(self) -> Alert:
-        return Alert(
+        # Validated already (model_construct skips doing it twice: intake's hot path).
+        return Alert.model_construct(
             alertname=self.labels.get("alertname", ""),
             fingerprint=self.fingerprint,
             status=self.status,
@@ -80,7 +99,7 @@ class WebhookPayload(BaseModel):
 
     version: Short = "4"
     groupKey: Text = ""  # noqa: N815
-    truncatedAlerts: int = Field(0, strict=True, ge=0, le=2**31)  # noqa: N815
+    truncatedAlerts: int = Field(0, strict=True, ge=0, le=sizes.COUNT)  # noqa: N815
     status: Literal["firing", "resolved"]
     receiver: Name = ""
     groupLabels: Labels = Field(default_factory=dict)  # noqa: N815

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import docker
 import psycopg
@@ -38,9 +39,9 @@ POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_AUDIT_KEY = "test-audit-key-" + secrets.token_hex(16)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, dropped afterwards (fails, never skips)."""
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database (its URL), dropped afterwards; fails, never skips, without one."""
     name = f"agent_test_{secrets.token_hex(4)}"
     try:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
@@ -49,6 +50,15 @@ def pg_url() -> Iterator[str]:
         pytest.fail(
             f"these tests need PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh starts it): {exc}"
         )
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards (fails, never skips)."""
+    with fresh_pg_database() as url:
+        yield url

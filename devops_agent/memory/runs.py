@@ -19,18 +19,13 @@ graph runs share the loop.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
-import threading
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Connection,
     DateTime,
     Engine,
     Index,
@@ -47,9 +42,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from devops_agent import sizes
 from devops_agent.memory.db import Base, Database, make_engine
 from devops_agent.state import Alert, utcnow
 
@@ -104,7 +99,7 @@ class RunRecord(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), unique=True)
     incident_id: Mapped[str] = mapped_column(String(64))
-    service: Mapped[str] = mapped_column(String(255), index=True)
+    service: Mapped[str] = mapped_column(String(sizes.SERVICE), index=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -131,6 +126,8 @@ class RunRecord(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When retention deleted the run's checkpoints (the run and its incident record stay).
     pruned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The most alerts Alertmanager left out of one notification of the run (truncatedAlerts).
+    truncated_alerts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AlertRecord(Base):
@@ -143,11 +140,11 @@ class AlertRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
-    service: Mapped[str] = mapped_column(String(255))
-    fingerprint: Mapped[str] = mapped_column(String(128))
-    starts_at: Mapped[str] = mapped_column(String(64))
+    service: Mapped[str] = mapped_column(String(sizes.SERVICE))
+    fingerprint: Mapped[str] = mapped_column(String(sizes.FINGERPRINT))
+    starts_at: Mapped[str] = mapped_column(String(sizes.STARTS_AT))
     status: Mapped[str] = mapped_column(String(16))
-    alertname: Mapped[str] = mapped_column(String(255), default="")
+    alertname: Mapped[str] = mapped_column(String(sizes.ALERTNAME), default="")
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     annotations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     received_at: Mapped[str] = mapped_column(String(40))
@@ -192,28 +189,7 @@ def all_resolved(rows: Iterable[AlertRecord]) -> bool:
     return bool(found) and all(row.status == "resolved" for row in found)
 
 
-def fingerprint_of(alert: Alert) -> str:
-    """Alertmanager's fingerprint, or a stable hash of the labels when a sender left it out."""
-    if alert.fingerprint:
-        return alert.fingerprint
-    canonical = json.dumps(sorted(alert.labels.items()), separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-@dataclass
-class GroupOutcome:
-    """What intake did with the alerts of one service."""
-
-    service: str
-    run_id: str | None
-    deduplicated: bool
-    created: bool = False  # a new run was queued: start it
-    joined_resolved: bool = False  # a resolved alert joined an open run: maybe supersede it
-    ignored: int = 0
-
-
 FINISHED = (COMPLETED, FAILED)
-INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
 
 
 EXPIRED = {
@@ -244,51 +220,15 @@ class RunPage:
     next_cursor: str | None
 
 
-@dataclass
-class Ingested:
-    groups: list[GroupOutcome] = field(default_factory=list)
-
-    @property
-    def ignored(self) -> int:
-        return sum(g.ignored for g in self.groups)
-
-
 class RunRepo(Database):
     """Queries on the run tables, on the service's DATABASE_URL."""
 
     def __init__(self, engine: Engine):
         super().__init__(engine, name="runs-db")
-        # Serialises intake in this process; the unique constraints guard across processes.
-        self._intake_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, database_url: str) -> RunRepo:
         return cls(make_engine(database_url))
-
-    # -- intake -----------------------------------------------------------------------------
-
-    async def ingest(self, groups: Sequence[tuple[str, list[Alert]]]) -> Ingested:
-        """Store every alert (deduplicated) and attach it to its service's open run, or a new one.
-
-        One transaction for the whole payload: when this returns, the alerts are durable.
-        """
-        return await self.call(self._ingest, list(groups))
-
-    def _ingest(self, groups: list[tuple[str, list[Alert]]]) -> Ingested:
-        with self._intake_lock:
-            for tries_left in range(INTAKE_TRIES - 1, -1, -1):
-                result = Ingested()
-                try:
-                    with self.engine.begin() as conn:
-                        for service, alerts in groups:
-                            result.groups.append(_ingest_group(conn, service, alerts))
-                    return result
-                except IntegrityError:
-                    # Another replica stored one of these alerts (or opened the service's run)
-                    # at the same moment: its transaction has committed, so a retry dedupes.
-                    if not tries_left:
-                        raise
-        raise AssertionError("unreachable")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -680,93 +620,3 @@ class RunRepo(Database):
             .values(pruned_at=utcnow())
         )
         return await self.call(self._update_many, query)
-
-
-def _ingest_group(conn: Connection, service: str, alerts: list[Alert]) -> GroupOutcome:
-    fresh: list[Alert] = []
-    keys: set[tuple[str, str, str]] = set()
-    seen_runs: list[str | None] = []
-    for alert in alerts:
-        key = (fingerprint_of(alert), alert.startsAt, alert.status)
-        if key in keys:
-            continue  # the same alert twice in one payload
-        keys.add(key)
-        earlier = conn.execute(
-            select(AlertRecord.run_id).where(
-                AlertRecord.fingerprint == key[0],
-                AlertRecord.starts_at == key[1],
-                AlertRecord.status == key[2],
-            )
-        ).first()
-        if earlier is None:
-            fresh.append(alert)
-        else:
-            seen_runs.append(earlier[0])
-    if not fresh:
-        earlier_run = next((r for r in seen_runs if r), None)
-        return GroupOutcome(service, earlier_run, True, ignored=0 if earlier_run else len(alerts))
-    stamp = utcnow()
-    open_run = conn.execute(
-        select(RunRecord.run_id).where(
-            RunRecord.service == service, RunRecord.status.in_(OPEN_STATUSES)
-        )
-    ).first()
-    run_id: str | None = open_run[0] if open_run else None
-    created = False
-    if run_id is None and any(a.status == "firing" for a in fresh):
-        run_id, created = str(uuid.uuid4()), True
-        conn.execute(
-            insert(RunRecord).values(
-                run_id=run_id,
-                incident_id=f"inc-{uuid.uuid4().hex[:16]}",
-                service=service,
-                status=QUEUED,
-                created_at=stamp,
-                updated_at=stamp,
-            )
-        )
-    elif run_id is not None:
-        conn.execute(update(RunRecord).where(RunRecord.run_id == run_id).values(updated_at=stamp))
-    finished_run = (
-        None if run_id else _run_of_firing(conn, [a for a in fresh if a.status == "resolved"])
-    )
-    conn.execute(
-        insert(AlertRecord),
-        [
-            {
-                "run_id": run_id or finished_run,
-                "service": service,
-                "fingerprint": fingerprint_of(a),
-                "starts_at": a.startsAt,
-                "status": a.status,
-                "alertname": a.alertname,
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "received_at": stamp,
-            }
-            for a in fresh
-        ],
-    )
-    if finished_run is not None:
-        # The resolution of an incident whose run already ended: kept on that run, changes nothing.
-        return GroupOutcome(service, finished_run, False)
-    if run_id is None:
-        return GroupOutcome(service, None, False, ignored=len(fresh))
-    joined_resolved = not created and any(a.status == "resolved" for a in fresh)
-    return GroupOutcome(service, run_id, False, created, joined_resolved)
-
-
-def _run_of_firing(conn: Connection, resolved: list[Alert]) -> str | None:
-    """The run that took the firing alert which these resolved alerts end, if any."""
-    for alert in resolved:
-        row = conn.execute(
-            select(AlertRecord.run_id).where(
-                AlertRecord.fingerprint == fingerprint_of(alert),
-                AlertRecord.starts_at == alert.startsAt,
-                AlertRecord.status == "firing",
-                AlertRecord.run_id.is_not(None),
-            )
-        ).first()
-        if row is not None:
-            return str(row[0])
-    return None

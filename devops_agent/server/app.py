@@ -154,9 +154,8 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route=route, method=scope["method"], code=str(code)).inc()
-            self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
-            self.metrics.observe_request(route, code)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_request(route, code, scope["method"], elapsed)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -187,8 +186,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
     app.state.services = None
+    app.router.routes.insert(0, api_webhook.route)  # first: the hot path is matched first
     app.include_router(api_ops.router)
-    app.include_router(api_webhook.router)
     app.include_router(api_runs.router)
     app.include_router(api_control.router)
     app.include_router(api_audit.router)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from devops_agent import sizes
 from devops_agent.alertmanager import WebhookPayload
+from devops_agent.memory.intake import AlertIntake, GroupOutcome
 from devops_agent.memory.runs import RunRepo
 from devops_agent.nodes.common import TARGET_LABELS
 from devops_agent.server.manager import RunManager
@@ -21,7 +23,7 @@ def service_of(alert: Alert) -> str:
     for label in TARGET_LABELS:
         value = alert.labels.get(label, "").strip()
         if value:
-            return value[:255]
+            return value[: sizes.SERVICE]
     return UNKNOWN_SERVICE
 
 
@@ -34,7 +36,7 @@ def group_by_service(alerts: list[Alert]) -> list[tuple[str, list[Alert]]]:
 
 class Intake:
     def __init__(self, repo: RunRepo, manager: RunManager, metrics: Metrics):
-        self.repo = repo
+        self.store = AlertIntake(repo)
         self.manager = manager
         self.metrics = metrics
 
@@ -44,7 +46,8 @@ class Intake:
         Raises when the alerts could not be stored (the caller answers 503, Alertmanager retries).
         """
         alerts = [a.to_alert() for a in payload.alerts]
-        result = await self.repo.ingest(group_by_service(alerts))
+        truncated = payload.truncatedAlerts
+        result = await self.store.ingest(group_by_service(alerts), truncated)
         runs: list[dict[str, Any]] = []
         for group in result.groups:
             if group.run_id is None:
@@ -61,10 +64,18 @@ class Intake:
             elif group.joined_resolved:
                 self.manager.check_resolved(group.run_id)
         for alert, dup in _dedup_flags(alerts, result.groups):
-            self.metrics.alerts.labels(status=alert.status, deduplicated=str(dup).lower()).inc()
+            self.metrics.received(alert.status, dup)
+        if truncated:
+            self.metrics.alerts_truncated.inc(truncated)
+            log.warning(
+                "Alertmanager left %d alert(s) out of a notification (truncatedAlerts; its "
+                "max_alerts is too low for the group); kept on run(s) %s",
+                truncated,
+                ", ".join(str(r["run_id"]) for r in runs) or "none",
+            )
         return {"runs": runs, "ignored": result.ignored}
 
 
-def _dedup_flags(alerts: list[Alert], groups: list[Any]) -> list[tuple[Alert, bool]]:
+def _dedup_flags(alerts: list[Alert], groups: list[GroupOutcome]) -> list[tuple[Alert, bool]]:
     by_service = {g.service: g.deduplicated for g in groups}
     return [(a, by_service.get(service_of(a), False)) for a in alerts]

@@ -1,8 +1,15 @@
-"""Request body limit: a 413 before the body is read when Content-Length says too much, and
-while reading when a chunked body grows past the limit."""
+"""Request body limit: a 413 when Content-Length says too much, and while reading when a chunked
+body grows past the limit.
+
+Either way the rest of the body is read and dropped first (up to DRAIN_BYTES, for at most
+DRAIN_SECONDS), then the 413 is sent and the connection closed: a server that closes with unread
+data in its socket makes the kernel answer with a reset, and the client (which is still sending)
+never reads the 413, or cannot tell it from a network failure.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import HTTPException
@@ -12,6 +19,10 @@ MAX_BODY_BYTES = 1024 * 1024
 # Every other endpoint takes at most a decision or a switch: a few KiB is plenty.
 MAX_API_BODY_BYTES = 64 * 1024
 WEBHOOK_PATH = "/webhook/alerts"
+# Read and dropped before the 413; a client that sends more than this may see a reset.
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+CLOSE = {"Connection": "close"}
 
 
 class BodyLimitMiddleware:
@@ -28,6 +39,7 @@ class BodyLimitMiddleware:
         )
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await drain(receive)
                 await _too_large(send, limit)
                 return
         seen = 0
@@ -38,10 +50,30 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(413, too_large_message(limit))
+                    if message.get("more_body", False):
+                        await drain(receive)
+                    # FastAPI passes an HTTPException from the body through; its handler answers.
+                    raise HTTPException(413, too_large_message(limit), headers=CLOSE)
             return message
 
         await self.app(scope, counted, send)
+
+
+async def drain(receive: Receive) -> int:
+    """Read and drop the rest of the request body, within the bounds; the bytes dropped."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break  # the client went away
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        pass
+    return dropped
 
 
 def too_large_message(limit: int) -> str:

@@ -59,7 +59,7 @@ from devops_agent.state import HAPPENED, utcnow
 log = logging.getLogger(__name__)
 
 PRIORITY = {"decision": 0, "recover": 1, "start": 2}
-QUIET_SECONDS = 0.1  # no webhook for this long: every worker may run
+HOLD_LIMIT = 1.0  # while alerts pour in, the first worker still takes new work this often
 CLAIM_POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 ACTED = (*HAPPENED, "failed")  # a run with a step in these has acted
@@ -71,15 +71,16 @@ SUPERSEDED = {
 
 
 class Pressure:
-    """Whether alerts are arriving: requests in flight, or one that ended moments ago."""
+    """Whether webhook requests are in flight. While any is, the workers wait before they take
+    new work, so the 202s come first; the moment none is, they all run again. Never a quiet time
+    after each request: under a steady trickle (one alert every 100 ms) the workers would then
+    stand back for good. So that a flood delays runs but never stops them, the first worker
+    waits at most HOLD_LIMIT for a calm moment."""
 
-    def __init__(self, quiet: float = QUIET_SECONDS):
-        self.quiet = quiet
+    def __init__(self) -> None:
         self.inflight = 0
-        self.last = 0.0
         self._calm = asyncio.Event()
         self._calm.set()
-        self._timer: asyncio.TimerHandle | None = None
 
     @contextmanager
     def request(self) -> Iterator[None]:
@@ -89,25 +90,21 @@ class Pressure:
             yield
         finally:
             self.inflight -= 1
-            self.last = time.monotonic()
-            if self.inflight == 0 and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self.quiet, self._check)
-
-    def _check(self) -> None:
-        self._timer = None
-        if self.inflight:
-            return  # the last request to end arms the timer again
-        remaining = self.last + self.quiet - time.monotonic()
-        if remaining > 0:
-            self._timer = asyncio.get_running_loop().call_later(remaining, self._check)
-        else:
-            self._calm.set()
+            if not self.inflight:
+                self._calm.set()
 
     def busy(self) -> bool:
-        return not self._calm.is_set()
+        return self.inflight > 0
 
-    async def calm(self) -> None:
-        await self._calm.wait()
+    async def calm(self, limit: float | None = None) -> bool:
+        """Wait until no request is in flight (True), or `limit` seconds at most (False)."""
+        try:
+            async with asyncio.timeout(limit):
+                while self.inflight:  # a request may have begun again before this waiter woke
+                    await self._calm.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 class RunManager:
@@ -250,9 +247,14 @@ class RunManager:
 
     async def _worker(self, index: int) -> None:
         while True:
-            if index > 0:
-                await self.pressure.calm()
-            _, _, run_id, kind = await self._queue.get()
+            waited = await self.pressure.calm(None if index else HOLD_LIMIT)
+            item = await self._queue.get()
+            if waited and self.pressure.busy():
+                # Requests came in while this worker waited for work: leave it, in its place.
+                self._queue.put_nowait(item)
+                self._queue.task_done()
+                continue
+            _, _, run_id, kind = item
             try:
                 await self._drive(run_id, kind)
             except asyncio.CancelledError:

@@ -23,6 +23,8 @@ RESOLUTION_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600, 1800, 3600
 
 class Metrics:
     def __init__(self) -> None:
+        self._http: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._received: dict[tuple[str, bool], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -42,6 +44,11 @@ class Metrics:
             "devops_agent_alerts_received_total",
             "Alerts received on the webhook or from monitoring",
             ["status", "deduplicated"],
+            registry=r,
+        )
+        self.alerts_truncated = Counter(
+            "devops_agent_alerts_truncated_total",
+            "Alerts that Alertmanager left out of notifications (truncatedAlerts: its max_alerts)",
             registry=r,
         )
         self.runs_started = Counter(
@@ -124,10 +131,34 @@ class Metrics:
             registry=r,
         )
 
-    def observe_request(self, route: str, code: int) -> None:
-        """Per-route extras on top of the generic HTTP metrics."""
-        if route == "/webhook/alerts":
-            self.webhook_requests.labels(code=str(code)).inc()
+    def observe_request(
+        self, route: str, code: int, method: str = "POST", seconds: float = 0.0
+    ) -> None:
+        """One HTTP answer: counted and timed by route template, and by code for the webhook."""
+        key = (route, method, code)
+        children = self._http.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per label set
+            webhook = route == "/webhook/alerts"
+            children = self._http[key] = (
+                self.requests.labels(route=route, method=method, code=str(code)),
+                self.latency.labels(route=route),
+                self.webhook_requests.labels(code=str(code)) if webhook else None,
+            )
+        requests, latency, webhook_requests = children
+        requests.inc()
+        latency.observe(seconds)
+        if webhook_requests is not None:
+            webhook_requests.inc()
+
+    def received(self, status: str, deduplicated: bool) -> None:
+        """One alert received (webhook or monitoring)."""
+        key = (status, deduplicated)
+        child = self._received.get(key)
+        if child is None:
+            child = self._received[key] = self.alerts.labels(
+                status=status, deduplicated=str(deduplicated).lower()
+            )
+        child.inc()
 
     def observe_update(self, update: Any) -> None:
         """Count the actions and reasoner calls that one node update carries."""

@@ -46,19 +46,54 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
-def _webhook_body(schema: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """The webhook reads its body itself (to answer bad JSON with a clear 400): say what it is."""
-    post = schema.get("paths", {}).get(WEBHOOK_PATH, {}).get("post")
-    if post is None:
-        return
+ACCEPTED = {
+    "type": "object",
+    "required": ["runs", "ignored"],
+    "properties": {
+        "runs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["run_id", "service", "deduplicated"],
+                "properties": {
+                    "run_id": {"type": "string"},
+                    "service": {"type": "string"},
+                    "deduplicated": {"type": "boolean"},
+                },
+            },
+        },
+        "ignored": {"type": "integer"},
+    },
+}
+
+
+def _json(description: str, name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _webhook(schema: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The webhook is a plain ASGI route (api_webhook.py), which FastAPI does not document, and it
+    reads its body itself (to answer bad JSON with a clear 400): say what it takes and answers."""
     body = WebhookPayload.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(body.pop("$defs", {}))
     schemas["WebhookPayload"] = body
-    post["requestBody"] = {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}
-        },
+    schemas["WebhookAccepted"] = ACCEPTED
+    schema.setdefault("paths", {})[WEBHOOK_PATH] = {
+        "post": {
+            "summary": "Alertmanager webhook (payload version 4)",
+            "operationId": "webhook_alerts",
+            "requestBody": {"required": True, "content": _json("", "WebhookPayload")["content"]},
+            "responses": {
+                "202": _json("Stored (committed); the runs started or joined", "WebhookAccepted"),
+                "400": _error("The body is not JSON"),
+                "413": _error("The body is larger than the limit (1 MiB)"),
+                "422": _json(
+                    "The payload has the wrong shape: the field is named", "HTTPValidationError"
+                ),
+                "503": _error("The alerts could not be stored; Alertmanager retries"),
+            },
+        }
     }
 
 
@@ -73,7 +108,7 @@ def document_errors(app: FastAPI) -> None:
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Error"] = ERROR
         schemas["HTTPValidationError"] = VALIDATION_ERROR
-        _webhook_body(schema, schemas)
+        _webhook(schema, schemas)
         for path, operations in schema.get("paths", {}).items():
             if path in OPEN_PATHS:
                 continue

@@ -158,6 +158,7 @@ def run_view(row: RunRecord, alerts: list[AlertRecord], state: dict[str, Any]) -
             "escalation": state.get("escalation"),
             "escalation_reason": state.get("escalation_reason"),
             "handled_by": state.get("handled_by"),
+            "truncated_alerts": row.truncated_alerts or 0,
             "error": row.error,
         }
     )

@@ -15,6 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from devops_agent import sizes
+
 TARGET_LABELS = ("service", "container", "container_name", "name", "job")
 HEX = re.compile(r"^[0-9a-fA-F]*$")
 STARTS = "2026-11-24T22:01:02Z"
@@ -137,7 +139,9 @@ def accepted(target: str) -> list[Case]:
         labels = {"alertname": "ServiceDown", "service": value, "container": target}
         cases.append(Case(f"hostile service label {i}", dumps(payload([alert(labels)])), "accept"))
         # the hostile value in every other label and annotation, the real container first
-        labels = {"alertname": value, "service": target, "severity": value, "x": value}
+        # (an alertname over its column is a 422: rejected() has that case)
+        alertname = value[: sizes.ALERTNAME]
+        labels = {"alertname": alertname, "service": target, "severity": value, "x": value}
         notes = {"summary": value, "description": value, "runbook_url": value}
         cases.append(Case(f"hostile labels {i}", dumps(payload([alert(labels, notes)])), "accept"))
     for i, text in enumerate(INJECTIONS):
@@ -165,6 +169,17 @@ def accepted(target: str) -> list[Case]:
         Case(
             "unknown extra fields",
             dumps(payload([alert({"service": target})], x=[1], __proto__={"a": 1})),
+            "accept",
+        )
+    )
+    # the longest values that fit their columns (devops_agent.sizes), on SQLite and PostgreSQL
+    longest = alert({"alertname": "A" * sizes.ALERTNAME, "service": target})
+    longest["fingerprint"] = "f" * sizes.FINGERPRINT
+    cases.append(Case("longest storable fields", dumps(payload([longest])), "accept"))
+    cases.append(
+        Case(
+            "largest truncatedAlerts",
+            dumps(payload([alert({"service": target})], truncatedAlerts=sizes.COUNT)),
             "accept",
         )
     )
@@ -261,6 +276,7 @@ def rejected(target: str) -> list[Case]:
         ("truncatedAlerts", 1.5),
         ("truncatedAlerts", True),
         ("truncatedAlerts", 2**64),
+        ("truncatedAlerts", sizes.COUNT + 1),  # over a PostgreSQL INTEGER
         ("truncatedAlerts", None),
         ("version", 4),
         ("version", "4" * 100),
@@ -317,6 +333,9 @@ def rejected(target: str) -> list[Case]:
         ("fingerprint", None),
         ("fingerprint", 1234),
         ("fingerprint", "f" * 300),
+        ("fingerprint", "f" * 200),  # over the column (a 503 forever on PostgreSQL, once)
+        ("fingerprint", "f" * (sizes.FINGERPRINT + 1)),
+        ("labels", {"alertname": "A" * (sizes.ALERTNAME + 1), "service": target}),
     ]:
         wrong.append(
             (f"alert {field}={str(value)[:20]!r}", _with(target, ("alerts", 0, field), value))
