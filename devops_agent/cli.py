@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "--target", action="append", default=[], help="scrape name=host:port[/path] (repeatable)"
     )
     stack.add_argument("--with-agent", action="store_true", help="also start devops-agent serve")
+    evaluate = sub.add_parser("eval", help="run the fault scenarios against the agent and baselines")
+    evaluate.add_argument("--scenarios", type=Path, help="a directory of scenario YAML files")
+    evaluate.add_argument("--only", help="comma-separated scenario ids")
+    evaluate.add_argument("--report", type=Path, default=Path("eval-report"), help="output dir")
+    evaluate.add_argument("--quick", action="store_true", help="the quick subset (CI)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -174,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             targets=args.target,
             with_agent=args.with_agent,
         )
+    if args.command == "eval":
+        from devops_agent.evaluation.runner import main as evaluate_main
+
+        only = [i.strip() for i in args.only.split(",") if i.strip()] if args.only else None
+        return evaluate_main(args.scenarios, only, args.report, args.quick)
     if args.command == "audit":
         return asyncio.run(audit_verify(settings))
     payload = _read_payload(args.file)
