@@ -46,9 +46,11 @@ def read_events(
     client: docker.DockerClient, case_id: str, since: float, until: float
 ) -> list[Event]:
     """The case's container events between two times (epoch seconds), oldest first."""
+    # Seconds with a fraction: the engine takes them, and an `until` in the past returns at once
+    # (a whole second rounded up would make the call wait for it).
     raw = client.events(
-        since=int(since) - 1,
-        until=int(until) + 2,
+        since=f"{since - 1:.9f}",
+        until=f"{until:.9f}",
         decode=True,
         filters={"type": "container", "label": f"{LABEL_CASE}={case_id}"},
     )

@@ -126,6 +126,19 @@ def losses(results: list[CaseResult]) -> list[str]:
     return lines
 
 
+def caveats(results: list[CaseResult]) -> list[str]:
+    """Scenarios an agent got right while one of its other runs escalated or waits for a
+    person (one fault handled as several incidents)."""
+    return [
+        f"- **{r.scenario}** ({r.contender}): right, but {r.note.split(' | other runs: ', 1)[1]}"
+        for r in results
+        if r.contender.startswith("agent")
+        and r.right
+        and " | other runs: " in r.note
+        and any(w in r.note.split(" | other runs: ", 1)[1] for w in ("awaiting", "escalated"))
+    ]
+
+
 def write(
     directory: Path,
     results: list[CaseResult],
@@ -169,6 +182,11 @@ def write(
         "## Where the agent is wrong",
         "",
         *(lost or ["Nowhere."]),
+        *(
+            ["", "Right, but with another run of the same fault left open:", "", *but]
+            if (but := caveats(results))
+            else []
+        ),
         "",
         "## Gates (`--quick` fails the build on these)",
         "",

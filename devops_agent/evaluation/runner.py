@@ -145,6 +145,8 @@ def main(scenarios_dir: Path | None, only: list[str] | None, report_dir: Path, q
     console.print(f"report: {report_dir / 'report.md'}")
     for failure in failures:
         console.print(f"[red]gate: {failure}")
+    failed = {f.split(":", 1)[0] for f in failures}
+    print(f"eval: {len(chosen) - len(failed)} passed, {len(failed)} failed")
     return 1 if failures else 0
 
 

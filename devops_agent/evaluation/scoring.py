@@ -67,6 +67,7 @@ class CaseResult:
     note: str = ""
     error: str | None = None
     actions: list[ActionView] = field(default_factory=list)
+    seconds: float = 0.0  # how long the case took, set-up to clean-up
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +87,7 @@ def healthy_when(
     """Whether the role was healthy when someone acted at `moment`, after having been
     unhealthy since the fault (it had been healed): the last round before `moment` saw it
     healthy, an earlier round since the fault saw it unhealthy, and it did not die between."""
-    before = [r for r in rounds if r.at < moment and role in r.healthy]
+    before = [r for r in rounds if max(r.done, r.at) < moment and role in r.healthy]
     if not before or not before[-1].healthy[role]:
         return False
     was_down = any(not r.healthy[role] for r in before if r.at >= since)

@@ -25,6 +25,7 @@ class Round:
     at: float  # when the round began (epoch seconds)
     recovered: bool
     healthy: dict[str, bool]  # role -> healthy in this round
+    done: float = 0.0  # when its last look ended
 
 
 class Watcher:
@@ -85,7 +86,7 @@ class Watcher:
 
         seen = dict(zip(roles, self._pool.map(look, roles), strict=True))
         recovered = all(satisfied(c, seen[c.role], self.world.fill) for c in self.recovery)
-        return Round(began, recovered, {r: o.healthy for r, o in seen.items()})
+        return Round(began, recovered, {r: o.healthy for r, o in seen.items()}, time.time())
 
 
 def recovered_since(rounds: list[Round]) -> float | None:
