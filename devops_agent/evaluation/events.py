@@ -10,6 +10,7 @@ stop, start, restart: one action), `create` for a start of a container made duri
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ def read_events(
     """The case's container events between two times (epoch seconds), oldest first."""
     # Seconds with a fraction: the engine takes them, and an `until` in the past returns at once
     # (a whole second rounded up would make the call wait for it).
-    raw = client.events(
+    events: Callable[..., Iterable[dict[str, Any]]] = client.events  # typed for int only
+    raw = events(
         since=f"{since - 1:.9f}",
         until=f"{until:.9f}",
         decode=True,
