@@ -21,7 +21,6 @@ import docker
 import docker.errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from devops_agent.evaluation import charts, image, report
 from devops_agent.evaluation.agent import Agent, AgentServer, llm_endpoint
@@ -76,15 +75,8 @@ def run_all(
 
 
 def print_summary(results: list[CaseResult]) -> None:
-    table = Table(title="evaluation")
-    for _, label in (("contender", "contender"), *report.METRIC_COLUMNS):
-        table.add_column(label)
-    for contender, m in report.summary(results).items():
-        table.add_row(
-            contender,
-            *(report.cell(m[key], key, m["scenarios"]) for key, _ in report.METRIC_COLUMNS),
-        )
-    console.print(table)
+    """The summary as a Markdown table: readable in a terminal of any width and in CI logs."""
+    print(report.summary_table(results))
 
 
 def main(scenarios_dir: Path | None, only: list[str] | None, report_dir: Path, quick: bool) -> int:
