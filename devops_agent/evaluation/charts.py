@@ -38,7 +38,7 @@ def _grouped(
     ax.set_xticklabels(groups, rotation=30, ha="right")
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -72,7 +72,7 @@ def write(directory: Path, results: list[CaseResult]) -> list[str]:
     }
     _grouped(
         directory / "ttm_by_category.png",
-        "Time to mitigate (median of the mitigated scenarios; 0: none mitigated)",
+        "Time to mitigate (median where mitigation was expected and reached; 0: none)",
         "seconds from the fault",
         categories,
         ttm,
@@ -88,7 +88,7 @@ def write(directory: Path, results: list[CaseResult]) -> list[str]:
         bottoms = [b + n for b, n in zip(bottoms, counts, strict=True)]
     ax.set_title("Observed outcomes per contender")
     ax.set_ylabel("scenarios")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()
     fig.savefig(directory / "outcomes.png", dpi=110)

@@ -146,7 +146,7 @@ def score_case(
     ]
     observed = judge(verdict.escalated, len(actions), held)
     ttm = None
-    if observed == "mitigated" and recovered_at is not None:
+    if observed == "mitigated" and scenario.expected.outcome == "mitigated" and recovered_at:
         # a recovery cannot begin before the first action (the watcher may miss a short outage)
         ttm = max(recovered_at, min(a.at for a in actions)) - fault_at
     if not verdict.finished and observed != "mitigated":
