@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         "--target", action="append", default=[], help="scrape name=host:port[/path] (repeatable)"
     )
     stack.add_argument("--with-agent", action="store_true", help="also start devops-agent serve")
-    evaluate = sub.add_parser("eval", help="run the fault scenarios against the agent and baselines")
+    evaluate = sub.add_parser(
+        "eval", help="run the fault scenarios against the agent and baselines"
+    )
     evaluate.add_argument("--scenarios", type=Path, help="a directory of scenario YAML files")
     evaluate.add_argument("--only", help="comma-separated scenario ids")
     evaluate.add_argument("--report", type=Path, default=Path("eval-report"), help="output dir")
