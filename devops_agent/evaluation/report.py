@@ -188,7 +188,7 @@ def write(
             else []
         ),
         "",
-        "## Gates (`--quick` fails the build on these)",
+        "## Gates (the command exits 1 on these; CI runs the quick subset)",
         "",
         *([f"- {f}" for f in failures] or ["None failed."]),
         "",

@@ -196,7 +196,10 @@ class World:
             elif step.redeploy:
                 role = step.redeploy.role
                 self.client.api.remove_container(self.members[role].container, force=True)
-                env = {k: (self.fill(v) if v else None) for k, v in step.redeploy.env.items()}
+                env = {
+                    k: (self.fill(v) if v is not None else None)
+                    for k, v in step.redeploy.env.items()
+                }
                 self._create(role, env)
 
     def _exec(self, role: str, argv: list[str]) -> None:
