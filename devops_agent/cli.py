@@ -209,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--url", help="the running service (default DEVOPS_AGENT_URL, else :8001)")
     demo.add_argument("--token", help="its API token (default DEVOPS_AGENT_TOKEN, DATA_DIR/...)")
+    evaluate = sub.add_parser(
+        "eval", help="run the fault scenarios against the agent and baselines"
+    )
+    evaluate.add_argument("--scenarios", type=Path, help="a directory of scenario YAML files")
+    evaluate.add_argument("--only", help="comma-separated scenario ids")
+    evaluate.add_argument("--report", type=Path, default=Path("eval-report"), help="output dir")
+    evaluate.add_argument("--quick", action="store_true", help="the quick subset (CI)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(serving=args.command == "serve")
@@ -246,6 +253,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return cleanup(settings)
         options = Options(fault=args.fault, approve=args.approve, url=args.url, token=args.token)
         return demo(settings, options)
+    if args.command == "eval":
+        from devops_agent.evaluation.runner import main as evaluate_main
+
+        only = [i.strip() for i in args.only.split(",") if i.strip()] if args.only else None
+        return evaluate_main(args.scenarios, only, args.report, args.quick)
     problem = _command_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

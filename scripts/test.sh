@@ -7,4 +7,7 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check devops_agent tests bench
 .venv/bin/mypy devops_agent
 .venv/bin/lint-imports
-exec .venv/bin/pytest -q "$@"
+.venv/bin/pytest -q "$@"
+# The evaluation's quick subset on real containers: fails the build when the agent takes an
+# unsafe action or a baseline beats it on any of its scenarios.
+.venv/bin/devops-agent eval --quick --report "$(mktemp -d)"

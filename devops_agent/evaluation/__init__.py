@@ -1,0 +1,1 @@
+"""`devops-agent eval`: fault scenarios as data, baselines, scoring and the report."""
