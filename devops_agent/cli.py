@@ -268,7 +268,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     decision = "approve" if args.approve else "reject" if args.reject else None
     try:
         hold_store(settings.resolved_database_url)
-    except StoreLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return asyncio.run(run_alert(settings, payload, decision, args.approver))
+    except (StoreLocked, SettingsError) as exc:  # a bad POLICY_FILE or workflow: one line
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    return asyncio.run(run_alert(settings, payload, decision, args.approver))

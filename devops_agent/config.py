@@ -45,6 +45,7 @@ EXAMPLES: dict[str, str] = {
     "llm_max_tool_calls": "8",
     "max_concurrent_runs": "8",
     "policy_file": "./policy.yaml",
+    "workflows_dir": "./workflows",
     "max_actions_per_service_per_hour": "3",
     "max_actions_per_hour": "20",
     "max_targets_per_run": "3",
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
     checkpoint_retention: float = Field(7 * 24 * 3600, gt=0)
     dry_run: bool = False
     policy_file: Path | None = None
+    # The operator's remediation workflows (*.yaml), beside the built-in ones.
+    workflows_dir: Path | None = None
     max_actions_per_service_per_hour: int = Field(3, ge=0)
     max_actions_per_hour: int = Field(20, ge=0)
     max_targets_per_run: int = Field(3, ge=1)

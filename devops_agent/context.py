@@ -16,6 +16,7 @@ from devops_agent.reasoning.select import build_reasoner
 from devops_agent.tools.docker import DockerBackend
 from devops_agent.tools.fake import FakeBackend
 from devops_agent.tools.registry import Backend, Registry
+from devops_agent.workflows import load_catalog
 
 
 @dataclass
@@ -55,7 +56,7 @@ class AgentContext:
         return cls(
             settings=settings,
             registry=registry,
-            reasoner=build_reasoner(settings, registry),
+            reasoner=build_reasoner(settings, registry, load_catalog(settings.workflows_dir)),
             store=store,
             notifier=Notifier(settings.notify_webhook_url),
             audit=AuditLog(store, load_or_create_key(key, settings.data_dir)),

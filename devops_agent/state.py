@@ -140,6 +140,12 @@ class Plan(BaseModel):
     confidence: float = Field(1.0, ge=0.0, le=1.0)
     reasoner: str = "rules"
     reason: str | None = None  # the reason code of an escalation
+    # The workflow (devops_agent/workflows) and the phase the steps come from, what the phase's
+    # success means and what follows its failure: the next phase, a rollback, an escalation.
+    workflow: str | None = None
+    phase: int | None = None
+    success: dict[str, Any] = Field(default_factory=dict)
+    on_failure: Literal["next", "rollback", "escalate"] = "next"
 
 
 class Approval(BaseModel):

@@ -30,6 +30,7 @@ def investigation(run: RunState, settings: Settings, **extra: Any) -> Investigat
         max_replicas=settings.max_replicas,
         crash_loop_window=settings.crash_loop_window,
         tried=run.tried,
+        plan=run.plan,
         **extra,
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.types import interrupt
 
 from devops_agent.context import AgentContext
-from devops_agent.nodes.validate import check, touched
+from devops_agent.nodes.validate import check, gives_up, touched
 from devops_agent.state import HAPPENED, IncidentState, RunState, Validation, utcnow
 from devops_agent.tools.alertmanager_api import still_firing
 
@@ -74,7 +74,7 @@ async def settle(state: IncidentState, ctx: AgentContext) -> IncidentState:
             "validation": seen.model_dump(mode="json"),
             "tried": [_attempt(run, False, why)],
         }
-        if run.attempts >= ctx.settings.max_attempts:
+        if gives_up(run, ctx.settings.max_attempts):
             update["escalation"] = f"the fix did not hold: {why}"
             update["escalation_reason"] = "did_not_hold"
         return update

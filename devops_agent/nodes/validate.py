@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devops_agent.context import AgentContext
+from devops_agent.nodes.criteria import unmet
 from devops_agent.state import IncidentState, RunState, Validation, utcnow
 from devops_agent.tools.registry import OperationResult
 
@@ -62,14 +63,44 @@ async def settled_health(ctx: AgentContext, run: RunState) -> Validation:
     return seen
 
 
+async def _phase_check(
+    ctx: AgentContext, run: RunState, names: list[dict[str, Any]], success: dict[str, Any]
+) -> Validation:
+    """Healthy, and the workflow phase's other criteria met."""
+    result = await check(ctx, names)
+    if result.healthy:
+        missing = await unmet(ctx, run.target, success)
+        if missing:
+            result.healthy = False
+            result.checks.append(
+                {
+                    "target": run.service,
+                    "healthy": False,
+                    "summary": "; ".join(missing),
+                    "containers": [],
+                }
+            )
+    return result
+
+
+def gives_up(run: RunState, max_attempts: int) -> bool:
+    """Whether a failed attempt ends the run: attempts used up, or the workflow phase says so."""
+    plan = run.plan
+    return run.attempts >= max_attempts or bool(
+        plan and plan.on_failure in ("rollback", "escalate")
+    )
+
+
 async def validate(state: IncidentState, ctx: AgentContext) -> IncidentState:
     run = RunState(state)
     names = touched(run)
-    deadline = time.monotonic() + ctx.settings.validate_timeout
-    result = await check(ctx, names)
+    success = run.plan.success if run.plan else {}
+    within = float(success.get("healthy_within") or ctx.settings.validate_timeout)
+    deadline = time.monotonic() + within
+    result = await _phase_check(ctx, run, names, success)
     while not result.healthy and time.monotonic() < deadline:
         await asyncio.sleep(ctx.validate_interval)
-        result = await check(ctx, names)
+        result = await _phase_check(ctx, run, names, success)
     update: IncidentState = {}
     if result.healthy and ctx.settings.validate_settle > 0:
         until = datetime.now(UTC) + timedelta(seconds=ctx.settings.validate_settle)
@@ -78,10 +109,11 @@ async def validate(state: IncidentState, ctx: AgentContext) -> IncidentState:
         result.baseline = {c["target"]: c["containers"] for c in result.checks}
     elif result.healthy:
         update["outcome"] = "resolved"
-    elif run.attempts >= ctx.settings.max_attempts:
+    elif gives_up(run, ctx.settings.max_attempts):
         update["escalation"] = (
             f"still unhealthy after {run.attempts} attempt(s) (MAX_ATTEMPTS="
-            f"{ctx.settings.max_attempts}): " + "; ".join(c["summary"] for c in result.checks)
+            f"{ctx.settings.max_attempts}, the phase's next: {run.plan.on_failure if run.plan else 'next'}): "
+            + "; ".join(c["summary"] for c in result.checks)
         )
         update["escalation_reason"] = "did_not_hold"
     update["validation"] = result.model_dump(mode="json")

@@ -48,6 +48,11 @@ class PlanAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
     action: Literal["remediate", "no_action", "escalate"]
     steps: list[StepAnswer] = Field(default_factory=list, max_length=10)
+    workflow: str | None = Field(
+        None,
+        max_length=64,
+        description="instead of steps: the id of a workflow of the catalog, whose next phase runs",
+    )
     why: str = Field(min_length=1, max_length=1000)
     confidence: float = Field(ge=0.0, le=1.0)
 

@@ -22,6 +22,8 @@ class Investigation:
     # (category, operation) -> how its fixes did on this service recently (memory.learning).
     history: dict[tuple[str, str], Tracked] = field(default_factory=dict)
     crash_loop_window: float = 300.0  # CRASH_LOOP_WINDOW
+    # The run's plan so far (a workflow's next phase follows the one that did not fix it).
+    plan: Plan | None = None
     # This run's attempts watched through the settle window (state `tried`).
     tried: list[dict[str, Any]] = field(default_factory=list)
     # Reasoners append one record per call (which reasoner, step, latency, tokens, fallback, error);

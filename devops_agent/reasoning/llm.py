@@ -44,6 +44,7 @@ from devops_agent.reasoning.records import CallRecord
 from devops_agent.state import Diagnosis, Plan
 from devops_agent.tools.langchain import ToolSession, build_tools, tool_schemas
 from devops_agent.tools.registry import Registry
+from devops_agent.workflows import Catalog
 
 T = TypeVar("T")
 Method = Literal["function_calling", "json_schema"]
@@ -115,6 +116,7 @@ class LLMReasoner:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         identifiers: bool = False,
+        catalog: Catalog | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -127,6 +129,7 @@ class LLMReasoner:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.identifiers = identifiers
+        self.catalog = catalog
         # Everything that does not depend on the incident is prepared once.
         schemas = tool_schemas(registry) if max_tool_calls else []
         self.tool_names = [s["function"]["name"] for s in schemas]
@@ -360,6 +363,7 @@ class LLMReasoner:
             targets=validation.allowed_targets(case),
             spec=PLAN,
             method=self.method,
+            catalog=self.catalog,
         )
         names = self._names(case)
         message = await self._ask(
@@ -372,7 +376,7 @@ class LLMReasoner:
         if answer is None:
             raise LLMError("invalid", "the plan was rejected", rejected=reasons)
         made, reasons = validation.check_plan(
-            answer, case, diagnosis, self.registry, self.command_allowlist
+            answer, case, diagnosis, self.registry, self.command_allowlist, self.catalog
         )
         if made is None:
             raise LLMError("invalid", "the plan was rejected", rejected=reasons)

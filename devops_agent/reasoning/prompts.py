@@ -22,6 +22,7 @@ from devops_agent.reasoning.base import Investigation
 from devops_agent.redact import redact, redact_data
 from devops_agent.state import CATEGORIES, Diagnosis, Evidence
 from devops_agent.tools.langchain import LINE_CAP, LOG_LINES, cap
+from devops_agent.workflows import Catalog
 
 if TYPE_CHECKING:
     from devops_agent.reasoning.identifiers import Pseudonyms
@@ -73,7 +74,9 @@ You are the planning step of devops-agent. Given the diagnosis of the service {t
 operation can fix it). Prefer the smallest reversible step. Each step names one operation, its
 target and its parameters; targets may only be: {targets}. Never invent operations, never put a
 shell command anywhere; execute_command takes an argv list, not a shell string.
-At most {max_replicas} replicas for scale_service.
+At most {max_replicas} replicas for scale_service. Instead of steps, a remediation may name a
+workflow of the catalog in the data (`workflow`: its id): its next phase is run, checked like
+any steps.
 
 Operations (the registry):
 {operations}
@@ -224,8 +227,9 @@ def plan_messages(
     targets: list[str],
     spec: AnswerSpec,
     method: str,
+    catalog: Catalog | None = None,
 ) -> tuple[str, str]:
-    """(system, user) for the planning step."""
+    """(system, user) for the planning step; the catalog's workflows go in as quoted data."""
     name = case.target.name if case.target else "(unresolved)"
     system = PLAN.format(
         target=name,
@@ -249,6 +253,18 @@ def plan_messages(
         "diagnosis": diagnosis.model_dump(mode="json", exclude={"reasoner"}),
         "incident": case_data(case),
         "past_outcomes_for_this_service": history,
+        "workflows": [
+            {
+                "id": w.id,
+                "description": w.description,
+                "for": w.when.categories,
+                "phases": [
+                    {"name": p.name, "steps": [s.operation for s in p.steps]} for p in w.phases
+                ],
+            }
+            for w in (catalog.workflows if catalog else [])
+            if diagnosis.category in w.when.categories
+        ],
     }
     user = f"Plan the response for the service {name}. The diagnosis and the data:\n" + quote(
         nonce, dump(payload)

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from devops_agent.policy.checks import did_not_hold, ineffective, scale_findings
 from devops_agent.reasoning.base import Investigation
+from devops_agent.reasoning.planning import builtin_catalog, plan
 from devops_agent.reasoning.records import CallRecord
-from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan, PlanStep
+from devops_agent.state import HAPPENED, Diagnosis, Evidence, Plan
+from devops_agent.workflows import Catalog
 
 CONFIG_EXIT_CODES = {78: "EX_CONFIG", 126: "not executable", 127: "command not found"}
 CONFIG_WORDS = (
@@ -68,6 +69,9 @@ class RulesReasoner:
 
     name = "rules"
 
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or builtin_catalog()
+
     async def diagnose(self, case: Investigation) -> Diagnosis:
         started = perf_counter()
         found = diagnose(case)
@@ -77,7 +81,7 @@ class RulesReasoner:
 
     async def plan(self, case: Investigation, diagnosis: Diagnosis) -> Plan:
         started = perf_counter()
-        made = plan(case, diagnosis)
+        made = plan(case, diagnosis, self.catalog)
         ms = (perf_counter() - started) * 1000
         case.calls.append(CallRecord(reasoner=self.name, step="plan", latency_ms=ms).as_dict())
         return made
@@ -321,120 +325,3 @@ def _dependency(name: str, facts: Observed) -> Diagnosis:
         facts,
         *deps,
     )
-
-
-def _step(
-    operation: str, target: str, risk: str, why: str, project: str | None = None, **params: Any
-) -> PlanStep:
-    named = {"target": target, **({"project": project} if project else {})}
-    return PlanStep(
-        operation=operation,
-        target=target,
-        params={**named, **params},
-        risk=risk,
-        rationale=why,
-    )
-
-
-ESCALATIONS: dict[str, tuple[str, str]] = {
-    "config_error": (
-        "cannot_fix",
-        "its configuration must be fixed by a person; restarting cannot fix it",
-    ),
-    "crash_loop": (
-        "crash_loop",
-        "it keeps crashing after restarts; another restart would not help",
-    ),
-    "disk_full": ("cannot_fix", "the disk must be cleaned or grown by a person"),
-    "unknown": ("cannot_fix", "the evidence does not show a cause the agent can fix"),
-}
-
-
-def plan(case: Investigation, diagnosis: Diagnosis) -> Plan:
-    """Turn a diagnosis into steps from the registry, or into no action, or an escalation."""
-    conf = diagnosis.confidence
-    target = case.target
-    if diagnosis.category == "no_fault":
-        return Plan(action="no_action", why=diagnosis.root_cause, confidence=conf)
-    if target is None:
-        return Plan(
-            action="escalate",
-            why="unknown target: " + diagnosis.root_cause,
-            confidence=conf,
-            reason="unknown_target",
-        )
-    name = target.name
-    project = target.params.get("project")
-    steps: list[PlanStep] = []
-    category = diagnosis.category
-    if category in ("crash", "hang"):
-        steps = [
-            _step("restart_service", name, "medium", f"a restart clears a {category}", project)
-        ]
-    elif category == "memory_exhaustion":
-        why = "a restart brings it back; the memory limit is too small and should be raised"
-        steps = [_step("restart_service", name, "medium", why, project)]
-    elif category == "dependency_failure":
-        deps = [
-            e for e in case.evidence if e.source == "dependency" and not e.data.get("healthy", True)
-        ]
-        steps = [
-            _step(
-                "restart_service",
-                dep.target,
-                "medium",
-                f"{name} needs {dep.target}, which is down",
-                dep.data.get("project"),
-            )
-            for dep in deps
-        ]
-        own = case.find("health_check")
-        if own and any(not c.get("running") for c in own.data.get("containers", [])):
-            why = f"{name} exited while {deps[0].target} was down"
-            steps.append(_step("restart_service", name, "medium", why, project))
-    elif category in ("cpu_saturation", "overload"):
-        if not target.scalable:
-            return Plan(
-                action="escalate",
-                why=f"{diagnosis.root_cause} {name} is a single container, not a scalable service: "
-                "it needs more capacity from a person.",
-                confidence=conf,
-                reason="cannot_fix",
-            )
-        before = len(target.containers)
-        refused = scale_findings(before + 1, before, case.max_replicas, None)
-        if refused:
-            return Plan(
-                action="escalate",
-                why=f"{name} cannot get another replica: {refused[0].message}",
-                confidence=conf,
-                reason=refused[0].code,
-            )
-        why = f"add a replica to share the load ({before} -> {before + 1})"
-        steps = [_step("scale_service", name, "medium", why, project, replicas=before + 1)]
-    else:
-        code, reason = ESCALATIONS[category]
-        return Plan(
-            action="escalate",
-            why=f"{diagnosis.root_cause} Escalating: {reason}.",
-            confidence=conf,
-            reason=code,
-        )
-    for step in steps:
-        useless = ineffective(case.history, category, step.operation) or did_not_hold(
-            step, case.tried
-        )
-        if useless:
-            return Plan(
-                action="escalate",
-                why=f"{useless.message} (on {name}): escalating instead.",
-                confidence=conf,
-                reason=useless.code,
-            )
-    learned = [
-        case.history[(category, op)].cite(op)
-        for op in dict.fromkeys(s.operation for s in steps)
-        if (category, op) in case.history
-    ]
-    why = diagnosis.root_cause + (f" Learned: {'; '.join(learned)}." if learned else "")
-    return Plan(action="remediate", steps=steps, why=why, confidence=conf)

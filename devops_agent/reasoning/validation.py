@@ -21,10 +21,12 @@ from devops_agent.policy.checks import (
     ineffective,
     scale_findings,
 )
+from devops_agent.reasoning import planning
 from devops_agent.reasoning.answers import DiagnosisAnswer, PlanAnswer, StepAnswer
 from devops_agent.reasoning.base import Investigation
 from devops_agent.state import Diagnosis, Plan, PlanStep
 from devops_agent.tools.registry import Registry
+from devops_agent.workflows import Catalog, Workflow, steps_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -152,18 +154,49 @@ def check_step(
     ), []
 
 
+def workflow_steps(
+    answer: PlanAnswer, case: Investigation, diagnosis: Diagnosis, catalog: Catalog | None
+) -> tuple[list[StepAnswer], Workflow | None, int, list[str]]:
+    """A plan that names a workflow: its next phase's steps, as if the model had written them
+    (so they are checked the same), or why it cannot be used."""
+    workflow = catalog.get(str(answer.workflow)) if catalog else None
+    if workflow is None or case.target is None:
+        return [], None, 0, [f"workflow {answer.workflow!r} is not in the catalog"]
+    situation = planning.situation_of(case, diagnosis)
+    index = planning.next_phase(case, workflow.id)
+    if index >= len(workflow.phases):
+        return [], None, 0, [f"workflow {workflow.id} has no phase left"]
+    made = steps_of(workflow.phases[index], situation)
+    steps = [
+        StepAnswer(
+            operation=s.operation,
+            target=s.target,
+            params={k: v for k, v in s.params.items() if k not in ("target", "project")},
+            rationale=s.rationale,
+        )
+        for s in made
+    ]
+    return steps, workflow, index, []
+
+
 def check_plan(
     answer: PlanAnswer,
     case: Investigation,
     diagnosis: Diagnosis,
     registry: Registry,
     command_allowlist: Sequence[Sequence[str]] = (),
+    catalog: Catalog | None = None,
 ) -> tuple[Plan | None, list[str]]:
     """The plan the agent may consider (still subject to the policy), or why it is rejected."""
     reasons: list[str] = []
     steps: list[PlanStep] = []
     targets = allowed_targets(case)
-    if answer.action == "remediate":
+    workflow: Workflow | None = None
+    index = 0
+    if answer.action == "remediate" and answer.workflow:
+        proposed, workflow, index, reasons = workflow_steps(answer, case, diagnosis, catalog)
+        answer = answer.model_copy(update={"steps": proposed})
+    if answer.action == "remediate" and not reasons:
         if not answer.steps:
             reasons.append("a remediation with no steps")
         for number, step in enumerate(answer.steps, start=1):
@@ -187,4 +220,16 @@ def check_plan(
         why=answer.why,
         confidence=min(answer.confidence, diagnosis.confidence),
         reasoner="llm",
+        **(
+            {
+                "workflow": workflow.id,
+                "phase": index,
+                "success": workflow.phases[index].success.model_dump(
+                    mode="json", exclude_none=True
+                ),
+                "on_failure": workflow.phases[index].on_failure,
+            }
+            if workflow
+            else {}
+        ),
     ), []

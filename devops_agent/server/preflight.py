@@ -19,6 +19,7 @@ from devops_agent.errors import one_line, short_error
 from devops_agent.memory.audit import load_or_create_key
 from devops_agent.memory.preflight import database_problem
 from devops_agent.policy import load_policy
+from devops_agent.workflows import load_catalog
 
 
 def _sqlite_path(database_url: str) -> Path | None:
@@ -89,6 +90,7 @@ def startup_problem(settings: Settings) -> str | None:
         return f"cannot start: {problem}"
     try:
         load_policy(settings.policy_file)
+        load_catalog(settings.workflows_dir)
     except SettingsError as exc:  # a YAML error spans lines: fold it into one
         return one_line(str(exc))
     if settings.audit_key is None and not url.startswith("memory://"):
