@@ -20,6 +20,7 @@ from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
 from devops_agent.memory.preflight import database_problem
+from devops_agent.memory.store import Store
 from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.redact import redact
 from devops_agent.runner import is_settle, open_agent
@@ -136,6 +137,21 @@ def _parse_head(text: str) -> tuple[int, str]:
     return int(count), digest.lower()
 
 
+async def show_patterns(settings: Settings) -> int:
+    """What was learned, per (service, category, operation), and the ladder's promotions, as
+    tab-separated lines; reads the store beside a running service."""
+    store = Store.from_url(settings.resolved_database_url)
+    try:
+        rows = await store.patterns()
+    finally:
+        await store.close()
+    print("service\tcategory\toperation\theld\tdid_not_hold\tapproved_in_a_row\tpromoted")
+    for r in rows:
+        fields = [r.service, r.category, r.operation, r.successes, r.failures, r.approved_held]
+        print("\t".join(str(f) for f in fields) + ("\tyes" if r.promoted else "\tno"))
+    return 0
+
+
 async def audit_verify(settings: Settings, expect_head: str | None = None) -> int:
     """Walk the audit chain; exit 0 when intact, 1 at the first edited, missing or moved row, or
     when the head recorded earlier (`--expect-head COUNT:HASH`) is no longer in the chain:
@@ -192,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="COUNT:HASH",
         help="a head printed by an earlier verify: fail when the chain no longer reaches it",
     )
+    sub.add_parser("patterns", help="what was learned, and the autonomy ladder's promotions")
     stack = sub.add_parser("stack", help="Prometheus and Alertmanager on loopback (demo intervals)")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--dir", type=Path, help="configs, data and PIDs (default DATA_DIR/stack)")
@@ -264,6 +281,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.command == "audit":
         return asyncio.run(audit_verify(settings, args.expect_head))
+    if args.command == "patterns":
+        return asyncio.run(show_patterns(settings))
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
     try:

@@ -39,6 +39,8 @@ EXAMPLES: dict[str, str] = {
     "crash_loop_window": "300",
     "remediation_cooldown": "600",
     "alertmanager_url": "http://127.0.0.1:9093",
+    "autonomy_ladder": "false",
+    "autonomy_promote_after": "3",
     "probe_timeout": "3",
     "probe_quick_timeout": "0.5",
     "llm_structured_output": "function_calling",
@@ -166,6 +168,10 @@ class Settings(BaseSettings):
     crash_loop_window: float = Field(300, ge=0)
     # After a fix that held, the agent asks a person before acting on the service again.
     remediation_cooldown: float = Field(600, ge=0)
+    # With SAFETY_MODE off: an operation a person approved this many times in a row for one
+    # (service, category), each fix holding, then runs by itself for it (memory/ladder.py).
+    autonomy_ladder: bool = False
+    autonomy_promote_after: int = Field(3, ge=1, le=100)
     # Alertmanager, asked whether a run's alerts still fire once the fix held (recorded only).
     alertmanager_url: str | None = Field(None, pattern=r"^https?://")
     # Seconds a health probe (the agent's, the monitoring loop's) waits for an answer before the

@@ -297,6 +297,12 @@ class RunState:
         return self.raw.get("diagnosed_at")
 
     @property
+    def category(self) -> str | None:
+        """What learning and the autonomy ladder file the run under: its first diagnosis."""
+        diagnosis = self.raw.get("diagnosis") or {}
+        return self.raw.get("first_category") or diagnosis.get("category")
+
+    @property
     def tried(self) -> list[dict[str, Any]]:
         return list(self.raw.get("tried") or [])
 

@@ -102,6 +102,11 @@ class Pattern(Base):
     operation: Mapped[str] = mapped_column(String(64))
     successes: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The autonomy ladder: fixes a person approved that held, in a row; promoted, the operation
+    # runs by itself for this pattern (AUTONOMY_LADDER). A failure, rollback or rejection resets.
+    approved_held: Mapped[int] = mapped_column(Integer, default=0)
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class Control(Base):

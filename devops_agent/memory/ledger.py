@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, insert, or_, select, text, update
 from devops_agent.config import Settings
 from devops_agent.fencing import Lease, LeaseLost
 from devops_agent.memory.db import Control, Incident, LedgerEntry
+from devops_agent.memory.ladder import promoted
 from devops_agent.memory.runs import OPEN_STATUSES, AlertRecord, RunRecord, all_resolved, db_now
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import PolicyFacts, StepVerdict, TargetFacts
@@ -47,6 +48,7 @@ class StepEntry:
     params: dict[str, Any]
     snapshot: dict[str, Any] | None = None
     evidence_at: str | None = None  # when the run gathered the evidence its plan rests on
+    category: str | None = None  # the run's category, for the autonomy ladder
 
 
 @dataclass
@@ -99,6 +101,7 @@ def read_facts(
     targets: Mapping[str, str],
     settings: Settings,
     evidence_at: str | None = None,
+    category: str | None = None,
 ) -> PolicyFacts:
     """What the policy reads, for the targets (name -> identity) of a plan or a step.
 
@@ -158,6 +161,8 @@ def read_facts(
                 Incident.outcome == "resolved",
             )
         )
+        if category:
+            facts.promoted |= {(name, op) for op in promoted(conn, name, category)}
         facts.targets[name] = TargetFacts(
             key=key,
             actions_last_hour=int(count or 0),
@@ -218,7 +223,8 @@ def begin(
     if earlier is not None:
         return Begun(earlier=earlier)
     targets = {entry.target: entry.target_key}
-    verdict = judge(read_facts(conn, entry.run_id, targets, settings, entry.evidence_at))
+    facts = read_facts(conn, entry.run_id, targets, settings, entry.evidence_at, entry.category)
+    verdict = judge(facts)
     if verdict.kind in ("run", "refuse"):
         stamp = utcnow()
         conn.execute(

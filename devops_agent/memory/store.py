@@ -17,6 +17,7 @@ from devops_agent.config import Settings
 from devops_agent.fencing import Lease
 from devops_agent.memory import ledger
 from devops_agent.memory.db import Control, Database, Incident, LedgerEntry, Pattern, make_engine
+from devops_agent.memory.ladder import Change, Rung, climb
 from devops_agent.memory.learning import Learned, learned
 from devops_agent.memory.runs import AlertRecord, current
 from devops_agent.policy import PolicyFacts, StepVerdict
@@ -89,14 +90,18 @@ class Store(Database):
         await self.call(record)
 
     async def policy_facts(
-        self, run_id: str, targets: Mapping[str, str], settings: Settings
+        self,
+        run_id: str,
+        targets: Mapping[str, str],
+        settings: Settings,
+        category: str | None = None,
     ) -> PolicyFacts:
         """The facts the policy needs for a plan's targets (name -> identity), in one read."""
         await self.setup()
 
         def read() -> PolicyFacts:
             with self.engine.connect() as conn:
-                return ledger.read_facts(conn, run_id, targets, settings)
+                return ledger.read_facts(conn, run_id, targets, settings, category=category)
 
         return await self.call(read)
 
@@ -126,8 +131,11 @@ class Store(Database):
         evidence: list[dict[str, Any]],
         actions: list[dict[str, Any]],
         attempts: int,
-    ) -> None:
-        """Store the finished incident and count how each operation did (idempotent per run)."""
+        rungs: list[Rung] | None = None,
+        settings: Settings | None = None,
+    ) -> list[Change]:
+        """Store the finished incident, count how each operation did, and move its patterns on
+        the autonomy ladder (idempotent per run: a second call changes nothing)."""
         await self.setup()
         incident = {
             "run_id": run_id,
@@ -141,9 +149,11 @@ class Store(Database):
             "attempts": attempts,
             "created_at": utcnow(),
         }
-        await self.call(self._record_incident, incident)
+        return await self.call(self._record_incident, incident, rungs or [], settings)
 
-    def _record_incident(self, incident: dict[str, Any]) -> None:
+    def _record_incident(
+        self, incident: dict[str, Any], rungs: list[Rung], settings: Settings | None
+    ) -> list[Change]:
         with self.engine.begin() as conn:
             stored = conn.execute(
                 self._insert(Incident)
@@ -151,7 +161,7 @@ class Store(Database):
                 .on_conflict_do_nothing(index_elements=["run_id"])
             )
             if stored.rowcount == 0:
-                return  # learned already (learn ran again after a resume)
+                return []  # learned already (learn ran again after a resume)
             fixed = int(incident["outcome"] == "resolved")
             succeeded = {
                 a["operation"]
@@ -176,6 +186,26 @@ class Store(Database):
                         },
                     )
                 )
+            for rung in rungs:  # a rejected plan's operations have no row yet, maybe
+                conn.execute(
+                    self._insert(Pattern)
+                    .values(
+                        service=incident["service"],
+                        category=incident["category"],
+                        operation=rung.operation,
+                        successes=0,
+                        failures=0,
+                    )
+                    .on_conflict_do_nothing(index_elements=["service", "category", "operation"])
+                )
+            return climb(
+                conn,
+                incident["service"],
+                incident["category"],
+                rungs,
+                settings.autonomy_promote_after if settings else 3,
+                bool(settings and settings.autonomy_ladder and not settings.safety_mode),
+            )
 
     def _insert(self, model: type[Incident] | type[Pattern]) -> Any:
         """INSERT with ON CONFLICT, in this database's dialect."""
@@ -209,6 +239,12 @@ class Store(Database):
         )
         found = await self.scalars(query)
         return str(found[0]) if found else None
+
+    async def patterns(self) -> list[Pattern]:
+        """What was learned, per (service, category, operation), with its rung on the ladder."""
+        await self.setup()
+        query = select(Pattern).order_by(Pattern.service, Pattern.category, Pattern.operation)
+        return await self.scalars(query)
 
     async def run_alerts(self, run_id: str) -> list[Alert]:
         """The run's alerts as intake has them now (alerts that joined it since it started, and

@@ -51,7 +51,7 @@ async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
     plan, run_id, target = run.plan, run.run_id, run.target
     assert plan is not None, "plan routes only remediations here"
     keys = await target_keys(ctx, plan.steps)
-    facts = await ctx.store.policy_facts(run_id, keys, ctx.settings)
+    facts = await ctx.store.policy_facts(run_id, keys, ctx.settings, run.category)
     replicas = {target.name: len(target.containers)} if target else None
     verdict = decide(plan, ctx.settings, ctx.policy, facts, replicas_before=replicas)
     plan.requires_approval = verdict.decision != "auto"

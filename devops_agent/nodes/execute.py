@@ -68,6 +68,7 @@ async def run_step(
     by_person: bool,
     rollback_of: int | None = None,
     evidence_at: str | None = None,
+    category: str | None = None,
 ) -> StepOutcome:
     """Judge, record, run and record the end of one step (the module's docstring says how)."""
     params = {**step.params, "target": step.target}
@@ -108,6 +109,7 @@ async def run_step(
         params=params,
         snapshot=record.snapshot,
         evidence_at=evidence_at,
+        category=category,
     )
     await faults.pause("before_begin_step")
     begun = await ctx.store.begin_step(entry, fencing.current.get(), s, judge)
@@ -243,6 +245,7 @@ async def execute(state: IncidentState, ctx: AgentContext) -> IncidentState:
             step,
             by_person=by_person,
             evidence_at=run.diagnosed_at,
+            category=run.category,
         )
         verdict = outcome.verdict
         if verdict is not None and verdict.kind == "ask":

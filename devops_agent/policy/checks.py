@@ -233,6 +233,21 @@ def refusals(
     return list(dict.fromkeys(found))
 
 
+LADDER_MAX_RISK = "medium"
+
+
+def promoted(step: PlanStep, settings: Settings, facts: PolicyFacts) -> bool:
+    """The autonomy ladder lets this step run by itself above AUTO_APPROVE_MAX_RISK: promoted
+    for its pattern, SAFETY_MODE off, at most medium risk, never execute_command."""
+    return (
+        settings.autonomy_ladder
+        and not settings.safety_mode
+        and (step.target, step.operation) in facts.promoted
+        and RISK_ORDER[OPERATIONS[step.operation].risk] <= RISK_ORDER[LADDER_MAX_RISK]
+        and step.operation not in ALWAYS_APPROVE
+    )
+
+
 def asks(
     steps: Sequence[PlanStep],
     settings: Settings,
@@ -258,7 +273,7 @@ def asks(
     allowed = RISK_ORDER[settings.auto_approve_max_risk]
     for step in mutating:
         risk = OPERATIONS[step.operation].risk
-        if RISK_ORDER[risk] > allowed:
+        if RISK_ORDER[risk] > allowed and not promoted(step, settings, facts):
             found.append(
                 Finding(
                     "risk_above_auto",

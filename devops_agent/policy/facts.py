@@ -25,6 +25,8 @@ class PolicyFacts:
     targets: dict[str, TargetFacts] = field(default_factory=dict)  # by the step's target name
     run_target_keys: set[str] = field(default_factory=set)  # targets this run has acted on
     run_resolved: bool = False  # every alert of the run was resolved since it started
+    # (target, operation) the autonomy ladder promoted for the run's category.
+    promoted: set[tuple[str, str]] = field(default_factory=set)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def of(self, name: str) -> TargetFacts:

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.labels import HEALTH_URL
+from devops_agent.memory.db import Pattern
 from devops_agent.redact import redact_data
 from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
@@ -114,6 +115,25 @@ async def debug_docker(svc: Svc) -> dict[str, Any]:
         except Exception as exc:  # debugging aid: report, never fail
             found["error"] = f"{type(exc).__name__}: {exc}"[:500]
     return found
+
+
+def pattern_view(row: Pattern) -> dict[str, Any]:
+    return {
+        "service": row.service,
+        "category": row.category,
+        "operation": row.operation,
+        "held": row.successes,
+        "did_not_hold": row.failures,
+        "approved_held_in_a_row": row.approved_held,
+        "promoted": row.promoted,
+        "changed_at": row.changed_at,
+    }
+
+
+@router.get("/patterns", summary="What was learned, and the autonomy ladder's promotions")
+async def patterns(svc: Svc) -> dict[str, Any]:
+    rows = await svc.agent.ctx.store.patterns()
+    return {"patterns": [pattern_view(r) for r in rows]}
 
 
 @router.get("/orchestrator/status", summary="The run manager and the recent actions")

@@ -38,3 +38,22 @@ def test_execute_command_always_needs_a_person_and_unknown_ops_are_refused() -> 
     other = decide(_plan("execute_command", argv=["rm", "-rf", "/"]), s)
     assert other.decision == "refuse" and other.reason == "not_allowlisted"
     assert decide(_plan("drop_database"), s).decision == "refuse"
+
+
+def test_the_ladder_lifts_only_what_it_promoted_never_above_medium_or_in_safety_mode() -> None:
+    from devops_agent.policy import PolicyFacts
+
+    facts = PolicyFacts(promoted={("web", "restart_service"), ("web", "execute_command")})
+    on = load_settings(
+        safety_mode=False,
+        autonomy_ladder=True,
+        execute_command_allowlist="nginx -s reload",
+    )
+    assert decide(_plan("restart_service"), on, facts=facts).decision == "auto"
+    assert decide(_plan("restart_service"), on).reason == "risk_above_auto"  # not promoted
+    execute = _plan("execute_command", argv=["nginx", "-s", "reload"])
+    assert decide(execute, on, facts=facts).decision == "approval"  # never execute_command
+    off = load_settings(safety_mode=False, autonomy_ladder=False)
+    assert decide(_plan("restart_service"), off, facts=facts).reason == "risk_above_auto"
+    safe = load_settings(safety_mode=True, autonomy_ladder=True)
+    assert decide(_plan("restart_service"), safe, facts=facts).reason == "safety_mode"
