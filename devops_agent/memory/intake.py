@@ -30,7 +30,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from devops_agent.memory.runs import OPEN_STATUSES, QUEUED, AlertRecord, RunRecord, RunRepo
+from devops_agent.memory.run_repo import RunRepo
+from devops_agent.memory.runs import OPEN_STATUSES, QUEUED, AlertRecord, RunRecord
 from devops_agent.state import Alert, utcnow
 
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes

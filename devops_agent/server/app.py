@@ -20,7 +20,7 @@ import devops_agent.memory.runs  # noqa: F401  (registers the run tables before 
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
-from devops_agent.memory.runs import RunRepo
+from devops_agent.memory.run_repo import RunRepo
 from devops_agent.monitoring import Monitor
 from devops_agent.runner import open_agent
 from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from devops_agent.config import Settings
-from devops_agent.memory.runs import RunRepo
+from devops_agent.memory.run_repo import RunRepo
 from devops_agent.monitoring import Monitor
 from devops_agent.runner import Agent
 from devops_agent.server.events import EventHub

@@ -8,7 +8,7 @@ from typing import Any
 from devops_agent import sizes
 from devops_agent.alertmanager import WebhookPayload
 from devops_agent.memory.intake import AlertIntake, GroupOutcome
-from devops_agent.memory.runs import RunRepo
+from devops_agent.memory.run_repo import RunRepo
 from devops_agent.nodes.common import TARGET_LABELS
 from devops_agent.server.manager import RunManager
 from devops_agent.server.metrics import Metrics

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from devops_agent import faults, fencing
 from devops_agent.errors import short_error
+from devops_agent.memory.run_repo import RunRepo
 from devops_agent.memory.runs import (
     AWAITING,
     COMPLETED,
@@ -47,7 +48,6 @@ from devops_agent.memory.runs import (
     RUNNING,
     Claimed,
     RunRecord,
-    RunRepo,
 )
 from devops_agent.runner import Agent, is_settle
 from devops_agent.server.events import EventHub

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from devops_agent.memory.runs import RunRepo
+from devops_agent.memory.run_repo import RunRepo
 from devops_agent.server.events import EventHub
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from devops_agent.memory.runs import RunRepo
+from devops_agent.memory.run_repo import RunRepo
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import docker
 
-from devops_agent.memory.runs import AWAITING, RunRepo
+from devops_agent.memory.run_repo import RunRepo
+from devops_agent.memory.runs import AWAITING
 from devops_agent.state import utcnow
 from tests.server.conftest import Server, alert_payload
 from tests.server.test_trusted_actions import mutations
