@@ -19,11 +19,13 @@ from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
 from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
+from devops_agent.memory.outbox import Outbox
 from devops_agent.memory.preflight import database_problem
 from devops_agent.memory.store import Store
 from devops_agent.memory.storelock import StoreLocked, hold_store
 from devops_agent.redact import redact
 from devops_agent.runner import is_settle, open_agent
+from devops_agent.server.outbox import Deliverer
 
 console = Console(highlight=False)
 SUCCESS_OUTCOMES = ("resolved", "no_action", "superseded")
@@ -109,10 +111,28 @@ async def run_alert(
                 resume = {"woke": True}
                 continue
             resume = _ask(request, decision, approver)
-        outcome = (await agent.state(run_id)).get("outcome")
+        final = await agent.state(run_id)
+        outcome = final.get("outcome")
+    await _tell(
+        settings, run_id, final.get("notice") if outcome in ("escalated", "rejected") else None
+    )
     colour = "green" if outcome in SUCCESS_OUTCOMES else "red"
     console.print(f"[{colour}]outcome: {outcome}[/]")
     return 0 if outcome in SUCCESS_OUTCOMES else 1
+
+
+async def _tell(settings: Settings, run_id: str, notice: dict[str, Any] | None) -> None:
+    """The run's escalation, through the outbox as the service sends it (stored, then tried)."""
+    if not notice or not settings.notify_webhook_url:
+        return
+    outbox = Outbox.from_url(settings.resolved_database_url)
+    try:
+        await outbox.add(run_id, "escalation", notice)
+        deliverer = Deliverer(outbox, None, settings.notify_webhook_url, f"cli:{run_id}")
+        if not await deliverer.deliver_due():
+            console.print("[yellow]the notification is in the outbox: the service will retry it[/]")
+    finally:
+        await outbox.close()
 
 
 def _read_payload(path: str) -> WebhookPayload:

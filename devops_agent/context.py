@@ -9,7 +9,6 @@ from devops_agent.config import Settings, get_settings
 from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.audit import AuditLog, load_or_create_key
 from devops_agent.memory.store import Store
-from devops_agent.notify import Notifier
 from devops_agent.policy import PolicyDocument, load_policy
 from devops_agent.reasoning.base import Reasoner
 from devops_agent.reasoning.select import build_reasoner
@@ -25,7 +24,6 @@ class AgentContext:
     registry: Registry
     reasoner: Reasoner
     store: Store
-    notifier: Notifier
     audit: AuditLog
     policy: PolicyDocument
     validate_interval: float = 1.0
@@ -58,7 +56,6 @@ class AgentContext:
             registry=registry,
             reasoner=build_reasoner(settings, registry, load_catalog(settings.workflows_dir)),
             store=store,
-            notifier=Notifier(settings.notify_webhook_url),
             audit=AuditLog(store, load_or_create_key(key, settings.data_dir)),
             policy=load_policy(settings.policy_file),
         )

@@ -1,53 +1,69 @@
-"""Notifications to people: Slack-compatible JSON POSTed to NOTIFY_WEBHOOK_URL, never blocking a run."""
+"""Notifications to people: what they say, and one POST of one to NOTIFY_WEBHOOK_URL.
+
+They are not sent from here: a notice is stored in the outbox with the state change it tells
+about (memory/outbox.py) and delivered, at least once, by server/outbox.py. Each one carries
+its `delivery_id` (in the body and the `X-Delivery-Id` header) so a receiver can drop a repeat.
+The JSON is Slack-compatible (`text`) with the fields a script needs beside it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 import httpx
 
 from devops_agent.redact import redact_data
 
-log = logging.getLogger(__name__)
+TIMEOUT = 5.0
 
 
-class Notifier:
-    """Sends in the background with bounded retries and backoff; a failing receiver only logs."""
+def approval_notice(request: dict[str, Any], resume_url: str) -> dict[str, Any]:
+    plan = request.get("plan") or {}
+    steps = "; ".join(
+        f"{s.get('operation')} {s.get('target')} ({s.get('risk')} risk)"
+        for s in plan.get("steps") or []
+    )
+    diagnosis = request.get("diagnosis") or {}
+    service = request.get("service") or "unknown service"
+    return redact_data(
+        {
+            "text": f"[devops-agent] {service}: approval needed for {steps or 'the plan'}. "
+            f"Diagnosis: {diagnosis.get('category')}: {diagnosis.get('root_cause')}. "
+            f"Why: {request.get('why')}. Decide: POST {resume_url}",
+            "kind": "approval_request",
+            "run_id": request.get("run_id"),
+            "service": request.get("service"),
+            "category": diagnosis.get("category"),
+            "request_id": request.get("request_id"),
+            "reason": request.get("reason"),
+            "deadline": request.get("deadline"),
+            "resume_url": resume_url,
+        }
+    )
 
-    def __init__(self, url: str | None, attempts: int = 4, backoff: float = 0.5):
-        self.url = url
-        self.attempts = attempts
-        self.backoff = backoff
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def send(self, text: str, **fields: Any) -> None:
-        if not self.url:
-            return
-        # An exit: evidence was masked where it was gathered, and is masked again here.
-        task = asyncio.create_task(self._deliver(redact_data({"text": text, **fields})))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+def escalation_notice(
+    run_id: str, service: str, outcome: str, why: str, category: str | None, reason: str | None
+) -> dict[str, Any]:
+    return redact_data(
+        {
+            "text": f"[devops-agent] {service or 'unknown service'}: {outcome}. {why}",
+            "kind": "escalation",
+            "run_id": run_id,
+            "service": service,
+            "outcome": outcome,
+            "category": category,
+            "reason": reason,
+        }
+    )
 
-    async def _deliver(self, payload: dict[str, Any]) -> None:
-        assert self.url
-        delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with httpx.AsyncClient(timeout=5) as client:
-                    response = await client.post(self.url, json=payload)
-                if response.status_code < 300:
-                    return
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                problem = type(exc).__name__
-            log.warning("notification attempt %d failed: %s", attempt, problem)
-            if attempt < self.attempts:
-                await asyncio.sleep(delay)
-                delay *= 2
 
-    async def drain(self) -> None:
-        """Wait for notifications in flight (used at shutdown and by the CLI)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+async def post(url: str, payload: dict[str, Any]) -> str | None:
+    """POST one notice; None when the receiver took it (2xx), else what went wrong."""
+    headers = {"X-Delivery-Id": str(payload.get("delivery_id", ""))}
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
+            response = await client.post(url, json=payload, headers=headers)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.status_code < 300 else f"HTTP {response.status_code}"

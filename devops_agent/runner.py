@@ -82,5 +82,4 @@ async def open_agent(ctx: AgentContext) -> AsyncIterator[Agent]:
         async with open_checkpointer(ctx.settings.resolved_database_url) as saver:
             yield Agent(ctx, saver)
     finally:
-        await ctx.notifier.drain()
         await ctx.store.close()

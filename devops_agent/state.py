@@ -214,6 +214,7 @@ class IncidentState(TypedDict, total=False):
     escalation: str | None
     escalation_reason: str | None  # a reason code (devops_agent.policy.reasons)
     handled_by: str | None  # a joined run: the run that handled its fault
+    notice: dict[str, Any] | None  # what escalate tells people (sent from the outbox)
     notes: Annotated[list[str], operator.add]  # what happened to the run outside its nodes
     # One entry per attempt whose fix was watched through the settle window: the operations it
     # ran and whether they held. A later attempt does not repeat what did not hold.

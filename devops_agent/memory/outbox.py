@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from devops_agent.memory.db import Base
+from devops_agent.memory.db import Base, Database, make_engine
 from devops_agent.memory.runs import db_now
 from devops_agent.state import utcnow
 
@@ -121,3 +121,45 @@ def backlog(conn: Connection) -> int:
         conn.scalar(select(func.count()).select_from(Notice).where(Notice.delivered_at.is_(None)))
         or 0
     )
+
+
+class Outbox(Database):
+    """The outbox's queries, for a deliverer (and the CLI, which adds its run's notice)."""
+
+    @classmethod
+    def from_url(cls, database_url: str) -> Outbox:
+        return cls(make_engine(database_url), name="outbox-db")
+
+    async def add(self, run_id: str, kind: str, payload: dict[str, Any]) -> str:
+        await self.setup()
+
+        def add() -> str:
+            with self.engine.begin() as conn:
+                return enqueue(conn, run_id, kind, payload)
+
+        return await self.call(add)
+
+    async def due(self, owner: str, lease: float, limit: int = 20) -> list[Notice]:
+        await self.setup()
+
+        def claim() -> list[Notice]:
+            with self.engine.begin() as conn:
+                return claim_due(conn, owner, lease, limit)
+
+        return await self.call(claim)
+
+    async def tried(self, notice: Notice, owner: str, problem: str | None) -> None:
+        def record() -> None:
+            with self.engine.begin() as conn:
+                settle(conn, notice.id, owner, problem, notice.attempts)
+
+        await self.call(record)
+
+    async def backlog(self) -> int:
+        await self.setup()
+
+        def count() -> int:
+            with self.engine.connect() as conn:
+                return backlog(conn)
+
+        return await self.call(count)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 
+from devops_agent.memory import outbox
 from devops_agent.memory.db import make_engine
 from devops_agent.memory.leases import Leases
 from devops_agent.memory.runs import (
@@ -163,13 +164,16 @@ class RunRepo(Leases):
         approval_request: dict[str, Any] | None = None,
         decide_within: float | None = None,
         summary: dict[str, Any] | None = None,
+        notice: tuple[str, dict[str, Any]] | None = None,
         clear_decision: bool = False,
         owner: str | None = None,
     ) -> bool:
         """Set a run's status (only from `only_from`, only while `owner` holds it, when given).
 
         A run that stops running (waiting, completed, failed) is released: no replica holds it.
-        A waiting run may be decided for `decide_within` seconds, on the database's clock.
+        A waiting run may be decided for `decide_within` seconds, on the database's clock. A
+        `notice` (kind, payload) goes into the outbox in the same transaction, when the change
+        took place.
         """
         values: dict[str, Any] = {
             "status": status,
@@ -191,7 +195,17 @@ class RunRepo(Leases):
             query = query.where(RunRecord.status.in_(only_from))
         if owner is not None:
             query = query.where(RunRecord.owner == owner)
-        return await self.call(self._update_one, query)
+        if notice is None:
+            return await self.call(self._update_one, query)
+
+        def change_and_tell() -> bool:
+            with self.engine.begin() as conn:
+                if conn.execute(query).rowcount != 1:
+                    return False
+                outbox.enqueue(conn, run_id, notice[0], notice[1])
+                return True
+
+        return await self.call(change_and_tell)
 
     async def claim_decision(
         self,

@@ -1,8 +1,14 @@
-"""escalate: record why the agent stopped and tell people."""
+"""escalate: record why the agent stopped, and what to tell people.
+
+The notice is kept in the state; it is sent from the outbox, stored with the change that ends
+the run (memory/outbox.py), so a process that dies here loses nothing and sends nothing twice
+under two ids.
+"""
 
 from __future__ import annotations
 
 from devops_agent.context import AgentContext
+from devops_agent.notify import escalation_notice
 from devops_agent.state import IncidentState, Outcome, RunState
 
 
@@ -13,12 +19,6 @@ async def escalate(state: IncidentState, ctx: AgentContext) -> IncidentState:
     outcome: Outcome = "rejected" if rejected else "escalated"
     reason = run.escalation or (plan.why if plan else "") or "no reason recorded"
     code = run.escalation_reason or ("rejected" if rejected else None)
-    ctx.notifier.send(
-        f"[devops-agent] {run.service or 'unknown service'}: {outcome}. {reason}",
-        run_id=run.run_id,
-        service=run.service,
-        outcome=outcome,
-        category=diagnosis.category if diagnosis else None,
-        reason=code,
-    )
-    return {"outcome": outcome, "escalation": reason, "escalation_reason": code}
+    category = diagnosis.category if diagnosis else None
+    notice = escalation_notice(run.run_id, run.service, outcome, reason, category, code)
+    return {"outcome": outcome, "escalation": reason, "escalation_reason": code, "notice": notice}

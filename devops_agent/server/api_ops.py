@@ -59,6 +59,10 @@ async def status(svc: Svc) -> dict[str, Any]:
             "cycles": svc.monitor.cycles,
         },
         "runs": counts,
+        "notifications": {
+            "url_set": bool(settings.notify_webhook_url),
+            "backlog": await svc.manager.deliverer.outbox.backlog() if database["ok"] else None,
+        },
     }
 
 

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from devops_agent import faults, fencing
 from devops_agent.errors import short_error
+from devops_agent.memory.outbox import Outbox
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.memory.runs import (
     AWAITING,
@@ -49,9 +50,11 @@ from devops_agent.memory.runs import (
     Claimed,
     RunRecord,
 )
+from devops_agent.notify import approval_notice
 from devops_agent.runner import Agent, is_settle
 from devops_agent.server.events import EventHub
 from devops_agent.server.metrics import Metrics
+from devops_agent.server.outbox import Deliverer
 from devops_agent.server.retention import Retention
 from devops_agent.server.views import summary_of
 from devops_agent.state import HAPPENED, utcnow
@@ -140,6 +143,10 @@ class RunManager:
         self._held: dict[str, asyncio.Task[None] | None] = {}
         self._leases: dict[str, fencing.Lease] = {}  # of the runs being driven
         self.retention = Retention(repo, agent.checkpointer, settings.checkpoint_retention)
+        self.notify_url = settings.notify_webhook_url
+        self.deliverer = Deliverer(
+            Outbox(repo.engine), repo, settings.notify_webhook_url, self.owner
+        )
 
     def launch(self) -> None:
         """Start the workers and the loops (inside the running event loop)."""
@@ -151,6 +158,7 @@ class RunManager:
             (self._heartbeat, "lease-heartbeat"),
             (self._poll, "claim-poller"),
             (self.retention.loop, "retention"),
+            (self.deliverer.loop, "outbox"),
         ):
             task = asyncio.create_task(loop(), name=name)
             self._tasks.add(task)
@@ -394,11 +402,13 @@ class RunManager:
             if request is None:
                 state = await self.agent.state(run_id)
                 outcome = state.get("outcome") or "escalated"
+                told = state.get("notice") if outcome in ("escalated", "rejected") else None
                 await self.repo.mark(
                     run_id,
                     COMPLETED,
                     outcome=outcome,
                     summary=summary_of(state),
+                    notice=("escalation", told) if told and self.notify_url else None,
                     clear_decision=True,
                     owner=self.owner,
                 )
@@ -413,6 +423,11 @@ class RunManager:
                 awaiting_since=utcnow(),
                 approval_request=request,
                 decide_within=self.agent.ctx.settings.approval_timeout,
+                notice=(
+                    ("approval_request", approval_notice(request, self.resume_url(run_id)))
+                    if self.notify_url
+                    else None
+                ),
                 clear_decision=True,
                 owner=self.owner,
             )
@@ -426,29 +441,7 @@ class RunManager:
                 self.metrics.decisions.labels(decision="superseded").inc()
                 await self._supersede(run_id)
                 continue
-            self._notify(run_id, request)
             return
-
-    def _notify(self, run_id: str, request: dict[str, Any]) -> None:
-        plan = request.get("plan") or {}
-        steps = "; ".join(
-            f"{s.get('operation')} {s.get('target')} ({s.get('risk')} risk)"
-            for s in plan.get("steps") or []
-        )
-        diagnosis = request.get("diagnosis") or {}
-        service = request.get("service") or "unknown service"
-        url = self.resume_url(run_id)
-        self.agent.ctx.notifier.send(
-            f"[devops-agent] {service}: approval needed for {steps or 'the plan'}. "
-            f"Diagnosis: {diagnosis.get('category')}: {diagnosis.get('root_cause')}. "
-            f"Why: {request.get('why')}. Decide: POST {url}",
-            run_id=run_id,
-            service=request.get("service"),
-            kind="approval_request",
-            category=diagnosis.get("category"),
-            deadline=request.get("deadline"),
-            resume_url=url,
-        )
 
     async def _acted(self, run_id: str) -> bool:
         state = await self.agent.state(run_id)

@@ -81,17 +81,19 @@ def test_sigkill_after_the_decision_keeps_it_and_acts_once(
 
 
 class Receiver(ThreadingHTTPServer):
-    """A Slack-compatible webhook receiver that keeps what it was sent."""
+    """A Slack-compatible webhook receiver that keeps what it was sent (also what it answers
+    `status` other than 2xx to, as a receiver that is down)."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.status = 200
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
+                self.send_response(outer.status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
