@@ -23,9 +23,9 @@ from devops_agent.memory.outbox import Outbox
 from devops_agent.memory.preflight import database_problem
 from devops_agent.memory.store import Store
 from devops_agent.memory.storelock import StoreLocked, hold_store
+from devops_agent.orchestration.outbox import Deliverer
 from devops_agent.redact import redact
 from devops_agent.runner import is_settle, open_agent
-from devops_agent.server.outbox import Deliverer
 
 console = Console(highlight=False)
 SUCCESS_OUTCOMES = ("resolved", "no_action", "superseded")

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -225,3 +227,14 @@ def create_schema(engine: Engine) -> None:
 
     with engine.begin() as conn:
         upgrade(conn)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is the database being unreachable, not a bug."""
+    while exc is not None:
+        if isinstance(exc, psycopg.OperationalError | OperationalError | InterfaceError):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

@@ -14,9 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
 from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
+from devops_agent.orchestration.events import sse
 from devops_agent.redact import redact_data
 from devops_agent.server.deps import Services, services
-from devops_agent.server.events import sse
 from devops_agent.server.views import changed_keys, run_view
 
 router = APIRouter()

@@ -22,16 +22,16 @@ from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.monitoring import Monitor
+from devops_agent.orchestration.intake import Intake
+from devops_agent.orchestration.manager import RunManager
+from devops_agent.orchestration.metrics import MeteredHub, Metrics
+from devops_agent.orchestration.relay import Relay
 from devops_agent.runner import open_agent
 from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook
 from devops_agent.server.auth import AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
-from devops_agent.server.intake import Intake
 from devops_agent.server.limits import BodyLimitMiddleware
-from devops_agent.server.manager import RunManager
-from devops_agent.server.metrics import MeteredHub, Metrics
 from devops_agent.server.ratelimit import RateLimitMiddleware
-from devops_agent.server.relay import Relay
 from devops_agent.server.schema import document_errors
 
 log = logging.getLogger(__name__)

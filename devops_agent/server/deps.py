@@ -9,11 +9,11 @@ from fastapi import HTTPException, Request
 from devops_agent.config import Settings
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.monitoring import Monitor
+from devops_agent.orchestration.events import EventHub
+from devops_agent.orchestration.intake import Intake
+from devops_agent.orchestration.manager import RunManager
+from devops_agent.orchestration.metrics import Metrics
 from devops_agent.runner import Agent
-from devops_agent.server.events import EventHub
-from devops_agent.server.intake import Intake
-from devops_agent.server.manager import RunManager
-from devops_agent.server.metrics import Metrics
 
 
 @dataclass

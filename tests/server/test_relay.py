@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Any
 
-from devops_agent.server.events import EventHub
-from devops_agent.server.relay import MAX_PAYLOAD, Relay, encode
+from devops_agent.orchestration.events import EventHub
+from devops_agent.orchestration.relay import MAX_PAYLOAD, Relay, encode
 
 
 async def _next(queue: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devops_agent.server.metrics import Metrics
+from devops_agent.orchestration.metrics import Metrics
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float:

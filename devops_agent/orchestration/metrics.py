@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from devops_agent.memory.run_repo import RunRepo
-from devops_agent.server.events import EventHub
+from devops_agent.orchestration.events import EventHub
 
 log = logging.getLogger(__name__)
 RESOLUTION_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600, 1800, 3600, 14400)

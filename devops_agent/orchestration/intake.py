@@ -10,8 +10,8 @@ from devops_agent.alertmanager import WebhookPayload
 from devops_agent.memory.intake import AlertIntake, GroupOutcome
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.nodes.common import TARGET_LABELS
-from devops_agent.server.manager import RunManager
-from devops_agent.server.metrics import Metrics
+from devops_agent.orchestration.manager import RunManager
+from devops_agent.orchestration.metrics import Metrics
 from devops_agent.state import Alert
 
 log = logging.getLogger(__name__)

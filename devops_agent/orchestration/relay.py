@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from devops_agent.server.events import EventHub
+from devops_agent.orchestration.events import EventHub
 
 log = logging.getLogger(__name__)
 CHANNEL = "devops_agent_run_events"
