@@ -58,7 +58,6 @@ PRIORITY = {"decision": 0, "recover": 1, "start": 2}
 CLAIM_POLL_SECONDS = 0.5  # how often a replica with free workers looks for claimable runs
 
 
-
 class RunManager:
     """Starts, resumes and recovers runs; keeps the runs table in step with the graph."""
 

@@ -9,10 +9,7 @@ never as a clean timeout while the engine goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from devops_agent.state import Ambiguity, Target
 from devops_agent.tools import cgroups
 from devops_agent.tools.docker import reconcile as reconciling
 from devops_agent.tools.docker.clone import clone
+from devops_agent.tools.docker.command import run_command
 from devops_agent.tools.docker.inspect import container_facts
 from devops_agent.tools.docker.resources import cgroup_figures, stats_figures
 from devops_agent.tools.docker.targets import (
@@ -50,8 +48,6 @@ from devops_agent.tools.docker.targets import (
 from devops_agent.tools.logs import error_lines, split_lines
 from devops_agent.tools.registry import ErrorKind, OperationResult, Reconciliation
 
-OUTPUT_CAP = 16_384
-EXEC_KILL_WAIT = 5.0
 # Seconds each operation may take in its worker thread (an outer bound: the SDK's own HTTP
 # timeout is 30 s per request, execute_command has its own `timeout`).
 DEADLINES = {
@@ -356,60 +352,13 @@ class DockerBackend:
         )
 
     def _execute(self, params: ExecuteCommandParams) -> OperationResult:
-        """Run the argv (never a shell) with its own timeout: past it, the process is killed
-        when the engine is local; else the result says it may still be running."""
         refused = command_finding(params.argv, self.command_allowlist)
         if refused:
             return OperationResult.failure(
                 "execute_command", params.target, "refused", refused.message
             )
-        api = self.client().api
         container = self._containers(params)[0]
-        exec_id = api.exec_create(container.id, params.argv, stdout=True, stderr=True)["Id"]
-        box: dict[str, Any] = {}
-        reader = threading.Thread(
-            target=lambda: box.update(output=api.exec_start(exec_id)), daemon=True
-        )
-        reader.start()
-        reader.join(params.timeout)
-        timed_out = reader.is_alive()
-        killed = False
-        if timed_out:
-            killed = self._kill_exec(api.exec_inspect(exec_id).get("Pid") or 0)
-            reader.join(EXEC_KILL_WAIT)
-        info = api.exec_inspect(exec_id)
-        text = bytes(box.get("output") or b"").decode("utf-8", "replace")[-OUTPUT_CAP:]
-        exit_code = info.get("ExitCode")
-        data = {"exit_code": exit_code, "output": text}
-        if timed_out:
-            still = bool(info.get("Running"))
-            data["in_flight"] = still
-            how = "killed" if killed and not still else "it may still be running in the container"
-            return OperationResult(
-                operation="execute_command",
-                target=params.target,
-                ok=False,
-                error="timeout",
-                message=f"no exit within its timeout of {params.timeout}s: {how}",
-                data=data,
-            )
-        return OperationResult(
-            operation="execute_command",
-            target=params.target,
-            ok=exit_code == 0,
-            error=None if exit_code == 0 else "failed",
-            message=f"exit code {exit_code}",
-            data=data,
-        )
-
-    def _kill_exec(self, pid: int) -> bool:
-        """Kill a command that outlived its timeout (its host pid: only on a local engine)."""
-        if not self.local or pid <= 0:
-            return False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-            return True
-        return False
+        return run_command(self.client().api, container, params, kill=self.local)
 
 
 def _explain(exc: Exception) -> str:
