@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
+from devops_agent.errors import short_error
 from devops_agent.labels import HEALTH_URL
 from devops_agent.memory.db import Pattern
 from devops_agent.redact import redact_data
@@ -117,7 +118,7 @@ async def debug_docker(svc: Svc) -> dict[str, Any]:
         try:
             found.update(await asyncio.wait_for(asyncio.to_thread(_docker_facts, backend), 30))
         except Exception as exc:  # debugging aid: report, never fail
-            found["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            found["error"] = short_error(exc)
     return found
 
 

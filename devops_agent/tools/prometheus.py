@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from devops_agent.errors import short_error
 from devops_agent.state import Evidence
 from devops_agent.tools.registry import ErrorKind
 
@@ -103,7 +104,7 @@ class PrometheusClient:
             )
         except httpx.HTTPError as exc:
             return QueryResult(
-                False, expr, error="unreachable", message=f"{type(exc).__name__}: {exc}"[:300]
+                False, expr, error="unreachable", message=short_error(exc)
             )
         return _parse(expr, response)
 
