@@ -13,6 +13,7 @@ from devops_agent.errors import short_error
 from devops_agent.labels import HEALTH_URL
 from devops_agent.memory.db import Pattern
 from devops_agent.redact import redact_data
+from devops_agent.server import responses
 from devops_agent.server.api_control import kill_switch
 from devops_agent.server.deps import Services, services
 from devops_agent.tools.docker import DockerBackend
@@ -21,7 +22,7 @@ router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.get("/health", summary="Liveness (no token)")
+@router.get("/health", summary="Liveness (no token)", response_model=responses.Health)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -35,7 +36,11 @@ async def _database(svc: Services) -> dict[str, Any]:
     return {"kind": kind, "ok": True}
 
 
-@router.get("/status", summary="Version, reasoner, backend, database, monitoring and run counts")
+@router.get(
+    "/status",
+    summary="Version, reasoner, backend, database, monitoring and run counts",
+    response_model=responses.Status,
+)
 async def status(svc: Svc) -> dict[str, Any]:
     settings = svc.settings
     ping = await svc.agent.ctx.registry.backend.ping()
@@ -67,24 +72,40 @@ async def status(svc: Svc) -> dict[str, Any]:
     }
 
 
-@router.get("/monitoring/status", summary="The monitoring loop and its targets")
+@router.get(
+    "/monitoring/status",
+    summary="The monitoring loop and its targets",
+    response_model=responses.MonitoringStatus,
+)
 async def monitoring_status(svc: Svc) -> dict[str, Any]:
     return svc.monitor.status()
 
 
-@router.post("/control/start-monitoring", summary="Start the monitoring loop")
+@router.post(
+    "/control/start-monitoring",
+    summary="Start the monitoring loop",
+    response_model=responses.MonitoringStatus,
+)
 async def start_monitoring(svc: Svc) -> dict[str, Any]:
     started = svc.monitor.start()
     return {"started": started, **svc.monitor.status()}
 
 
-@router.post("/control/stop-monitoring", summary="Stop the monitoring loop")
+@router.post(
+    "/control/stop-monitoring",
+    summary="Stop the monitoring loop",
+    response_model=responses.MonitoringStatus,
+)
 async def stop_monitoring(svc: Svc) -> dict[str, Any]:
     stopped = await svc.monitor.stop()
     return {"stopped": stopped, **svc.monitor.status()}
 
 
-@router.post("/monitoring/cycle", summary="Run one monitoring cycle now")
+@router.post(
+    "/monitoring/cycle",
+    summary="Run one monitoring cycle now",
+    response_model=responses.MonitoringCycle,
+)
 async def monitoring_cycle(svc: Svc) -> dict[str, Any]:
     return await svc.monitor.cycle()
 
@@ -109,7 +130,9 @@ def _docker_facts(backend: DockerBackend) -> dict[str, Any]:
     }
 
 
-@router.get("/debug/docker", summary="What the Docker backend sees")
+@router.get(
+    "/debug/docker", summary="What the Docker backend sees", response_model=responses.DockerView
+)
 async def debug_docker(svc: Svc) -> dict[str, Any]:
     backend = svc.agent.ctx.registry.backend
     ping = await backend.ping()
@@ -135,13 +158,21 @@ def pattern_view(row: Pattern) -> dict[str, Any]:
     }
 
 
-@router.get("/patterns", summary="What was learned, and the autonomy ladder's promotions")
+@router.get(
+    "/patterns",
+    summary="What was learned, and the autonomy ladder's promotions",
+    response_model=responses.Patterns,
+)
 async def patterns(svc: Svc) -> dict[str, Any]:
     rows = await svc.agent.ctx.store.patterns()
     return {"patterns": [pattern_view(r) for r in rows]}
 
 
-@router.get("/orchestrator/status", summary="The run manager and the recent actions")
+@router.get(
+    "/orchestrator/status",
+    summary="The run manager and the recent actions",
+    response_model=responses.OrchestratorStatus,
+)
 async def orchestrator_status(svc: Svc) -> dict[str, Any]:
     actions = await svc.agent.ctx.store.ledger(limit=50)
     return {

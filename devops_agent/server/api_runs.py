@@ -16,6 +16,7 @@ from devops_agent.alertmanager import Storable
 from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
 from devops_agent.orchestration.events import sse
 from devops_agent.redact import redact_data
+from devops_agent.server import responses
 from devops_agent.server.deps import Services, services
 from devops_agent.server.views import changed_keys, run_view
 
@@ -66,7 +67,7 @@ async def _row(svc: Services, run_id: str) -> RunRecord:
     return row
 
 
-@router.get("/runs", summary="Runs, newest first")
+@router.get("/runs", summary="Runs, newest first", response_model=responses.RunList)
 async def list_runs(
     svc: Svc,
     status: Annotated[str | None, Query(description=f"one of {', '.join(STATUSES)}")] = None,
@@ -86,12 +87,16 @@ async def list_runs(
     return {"runs": runs, "next": page.next_cursor}
 
 
-@router.get("/runs/{run_id}", summary="One run")
+@router.get("/runs/{run_id}", summary="One run", response_model=responses.RunView)
 async def get_run(run_id: str, svc: Svc) -> dict[str, Any]:
     return await _view(svc, await _row(svc, run_id))
 
 
-@router.get("/runs/{run_id}/history", summary="The run's checkpoints, oldest first")
+@router.get(
+    "/runs/{run_id}/history",
+    summary="The run's checkpoints, oldest first",
+    response_model=responses.History,
+)
 async def run_history(run_id: str, svc: Svc) -> dict[str, Any]:
     await _row(svc, run_id)
     config = svc.agent.config(run_id)
@@ -169,7 +174,11 @@ async def run_events(run_id: str, svc: Svc) -> StreamingResponse:
     )
 
 
-@router.get("/approvals", summary="Runs waiting for a human decision, longest waiting first")
+@router.get(
+    "/approvals",
+    summary="Runs waiting for a human decision, longest waiting first",
+    response_model=responses.Approvals,
+)
 async def approvals(
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -206,6 +215,7 @@ async def approvals(
 @router.post(
     "/runs/{run_id}/resume",
     status_code=202,
+    response_model=responses.ResumeAccepted,
     summary="Approve or reject a waiting run",
     responses={404: {}, 409: {}, 422: {}},
 )

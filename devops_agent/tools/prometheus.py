@@ -103,9 +103,7 @@ class PrometheusClient:
                 False, expr, error="timeout", message=f"no answer within {self.timeout:g}s"
             )
         except httpx.HTTPError as exc:
-            return QueryResult(
-                False, expr, error="unreachable", message=short_error(exc)
-            )
+            return QueryResult(False, expr, error="unreachable", message=short_error(exc))
         return _parse(expr, response)
 
 

@@ -76,7 +76,9 @@ def test_token_bucket() -> None:
 
 
 def test_rate_limit_over_http(make_server: Callable[..., Server]) -> None:
-    srv = make_server(RATE_LIMIT_PER_SECOND="0.5", RATE_LIMIT_BURST="5")
+    # One token every ten seconds: however slow the machine, no token comes back while the
+    # test sends its requests, so each count below is exact.
+    srv = make_server(RATE_LIMIT_PER_SECOND="0.1", RATE_LIMIT_BURST="5")
     with srv.client() as client:
         codes = [client.get("/openapi.json").status_code for _ in range(8)]
         assert codes[:5] == [200] * 5, codes
@@ -84,7 +86,7 @@ def test_rate_limit_over_http(make_server: Callable[..., Server]) -> None:
         assert limited.status_code == 429
         assert limited.json() == {"detail": "too many requests; slow down"}
         wait = int(limited.headers["Retry-After"])
-        assert 1 <= wait <= 2
+        assert 1 <= wait <= 10
         # liveness is never limited; the webhook's credential has its own bucket
         assert client.get("/health").status_code == 200
         hook = httpx.post(

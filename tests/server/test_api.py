@@ -34,6 +34,7 @@ GUARDED = [
     ("GET", "/audit/verify"),
     ("GET", "/debug/docker"),
     ("GET", "/orchestrator/status"),
+    ("GET", "/patterns"),
     ("GET", "/metrics"),
     ("GET", "/docs"),
     ("GET", "/redoc"),
