@@ -43,6 +43,7 @@ class Status(BaseModel):
     backend: Backend
     database: dict[str, Any]
     monitoring: Monitoring
+    watcher: dict[str, Any]  # the events watcher (issue 20): connected, engine, events, alerts
     runs: dict[str, int]
     notifications: Notifications
 
