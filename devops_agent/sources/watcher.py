@@ -216,10 +216,11 @@ class EngineWatcher:
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         exit_code = _int(attributes.get("exitCode"))
         client = self._client
+        if client is None:
+            return Death(exit_code, at)
         try:
-            assert client is not None
-            attrs = client.api.inspect_container(event.get("id") or attributes.get("name"))
-        except (AssertionError, NotFound, DockerException):
+            attrs = client.api.inspect_container(str(event.get("id") or attributes.get("name")))
+        except (NotFound, DockerException):
             return Death(exit_code, at)
         return _death_of(attrs, at)
 

@@ -24,7 +24,10 @@ WATCH = {"devops-agent.watch": "true"}
 EXITS_3_ON_TERM = ["/bin/sh", "-c", "trap 'exit 3' TERM; /app/run & wait $!"]
 SECOND = 1_000_000_000
 HEALTHCHECK = {
-    "test": ["CMD-SHELL", "timeout 1 /www/cgi-bin/health >/tmp/hc 2>&1; grep -q 'Status: 200' /tmp/hc"],
+    "test": [
+        "CMD-SHELL",
+        "timeout 1 /www/cgi-bin/health >/tmp/hc 2>&1; grep -q 'Status: 200' /tmp/hc",
+    ],
     "interval": SECOND,
     "timeout": 2 * SECOND,
     "retries": 1,
@@ -33,6 +36,7 @@ HEALTHCHECK = {
 
 def watching(srv: Server) -> dict[str, Any]:
     """Wait until the server's watcher is connected; its /status block."""
+
     def connected() -> dict[str, Any] | None:
         block: dict[str, Any] = srv.get("/status").json()["watcher"]
         return block if block.get("connected") else None
@@ -120,7 +124,9 @@ def test_a_hang_is_restarted_and_the_agents_own_restart_opens_nothing(
     dies = [
         e
         for e in docker_client.events(
-            since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+            since=int(since) - 1,
+            until=int(time.time()) + 1,
+            decode=True,
             filters={"type": "container", "container": app.container_id, "event": "die"},
         )
     ]
@@ -169,6 +175,7 @@ def test_alertmanager_and_the_engine_report_one_fault_into_one_run(
         wait_healthy=False,
         restart_policy={"Name": "always"},
     )
+
     def loop_alerts() -> list[dict[str, Any]]:
         alerts = [a for r in runs_of(srv, looping.name) for a in srv.run(r["run_id"])["alerts"]]
         return [a for a in alerts if a["alertname"] == "ContainerCrashLooping"]
