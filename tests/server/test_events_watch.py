@@ -83,6 +83,9 @@ def test_a_watched_crash_heals_without_alertmanager_and_stops_open_nothing(
     lab.container(restarted).restart(timeout=10)
     assert lab.container(stopped).attrs["State"]["ExitCode"] == 3  # non-zero, yet no fault
     crash(lab, unwatched)
+    hungry = lab.start(lab._name("hungry"), labels=WATCH, mem_limit="16m", memswap_limit="16m")
+    lab.exec(hungry, "touch", "/run/oom")
+    wait_status(lab.client, hungry.name, "exited", timeout=15)
     crash(lab, app)
 
     run = srv.wait_status(one_run(srv, app.name), "completed")
@@ -99,6 +102,11 @@ def test_a_watched_crash_heals_without_alertmanager_and_stops_open_nothing(
     assert runs_of(srv, stopped.name) == []
     assert runs_of(srv, restarted.name) == []
     assert len(runs_of(srv, app.name)) == 1
+    # The oom and the die after it (exit 137, no kill before it): one alert, one run.
+    (oom_run,) = runs_of(srv, hungry.name)
+    alerts = srv.run(oom_run["run_id"])["alerts"]
+    assert {a["alertname"] for a in alerts} == {"ContainerOOMKilled"}, alerts
+    assert len({(a["fingerprint"], a["startsAt"]) for a in alerts}) == 1
     assert srv.get("/status").json()["watcher"]["alerts_sent"] >= 2
 
 
