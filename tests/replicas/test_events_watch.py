@@ -24,7 +24,7 @@ def test_two_replicas_turn_one_event_into_one_run(
     app = lab.start(lab._name("replicated"), labels=WATCH)
     crash(lab, app)
     for srv in servers:  # each replica's watcher handled the event and sent its alert
-        wait_for(lambda s=srv: s.get("/status").json()["watcher"]["alerts_sent"] >= 1, timeout=60)
+        wait_for(lambda s=srv: s.get("/status").json()["watcher"]["alerts_sent"] >= 1, timeout=120)
 
     run = servers[0].wait_status(one_run(servers[0], app.name), "completed")
     assert run["outcome"] == "resolved", run

@@ -54,18 +54,18 @@ class Engine:
 
         def answers() -> docker.DockerClient | None:
             try:
-                client = docker.DockerClient(base_url=self.host, timeout=60)
+                client = docker.DockerClient(base_url=self.host, timeout=120)
                 client.ping()
                 return client
             except Exception:
                 return None
 
-        return wait_for(answers, timeout=60, what="the second dockerd")
+        return wait_for(answers, timeout=120, what="the second dockerd")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=120)
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_a_container_that_went_down_with_its_engine_is_seen_when_the_engine_is_b
     client.close()
 
     engine.stop()  # the engine stops its containers: this one exits 3
-    wait_for(lambda: not srv.get("/status").json()["watcher"]["connected"], timeout=60)
+    wait_for(lambda: not srv.get("/status").json()["watcher"]["connected"], timeout=120)
     client = engine.start()
     lab.client = client
     assert lab.container(app).attrs["State"]["ExitCode"] == 3

@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.server.conftest import Server, alert_payload
+from tests.server.conftest import DEADLINE, Server, alert_payload
 from tests.server.test_trusted_actions import AUTONOMOUS
 from tests.support.containers import Lab, Started, wait_for, wait_status
 
@@ -41,7 +41,7 @@ def watching(srv: Server) -> dict[str, Any]:
         block: dict[str, Any] = srv.get("/status").json()["watcher"]
         return block if block.get("connected") else None
 
-    return wait_for(connected, timeout=60, what="the events watcher to connect")
+    return wait_for(connected, timeout=DEADLINE, what="the events watcher to connect")
 
 
 def runs_of(srv: Server, service: str) -> list[dict[str, Any]]:
@@ -51,7 +51,7 @@ def runs_of(srv: Server, service: str) -> list[dict[str, Any]]:
     return runs
 
 
-def one_run(srv: Server, service: str, timeout: float = 60) -> str:
+def one_run(srv: Server, service: str, timeout: float = DEADLINE) -> str:
     found = wait_for(lambda: runs_of(srv, service), timeout=timeout, what=f"a run for {service}")
     return str(found[0]["run_id"])
 
@@ -85,7 +85,7 @@ def test_a_watched_crash_heals_without_alertmanager_and_stops_open_nothing(
     crash(lab, unwatched)
     hungry = lab.start(lab._name("hungry"), labels=WATCH, mem_limit="16m", memswap_limit="16m")
     lab.exec(hungry, "touch", "/run/oom")
-    wait_status(lab.client, hungry.name, "exited", timeout=15)
+    wait_status(lab.client, hungry.name, "exited", timeout=60)
     crash(lab, app)
 
     run = srv.wait_status(one_run(srv, app.name), "completed")
@@ -121,7 +121,7 @@ def test_a_hang_is_restarted_and_the_agents_own_restart_opens_nothing(
     app = lab.start(
         lab._name("hangs"), labels=WATCH, command=EXITS_3_ON_TERM, healthcheck=HEALTHCHECK
     )
-    wait_for(lambda: lab.container(app).attrs["State"]["Health"]["Status"] == "healthy", 30)
+    wait_for(lambda: lab.container(app).attrs["State"]["Health"]["Status"] == "healthy", 60)
     lab.exec(app, "touch", "/run/hang")
 
     run = srv.wait_status(one_run(srv, app.name), "completed")
@@ -188,7 +188,7 @@ def test_alertmanager_and_the_engine_report_one_fault_into_one_run(
         alerts = [a for r in runs_of(srv, looping.name) for a in srv.run(r["run_id"])["alerts"]]
         return [a for a in alerts if a["alertname"] == "ContainerCrashLooping"]
 
-    wait_for(loop_alerts, timeout=60, what="a crash loop")
+    wait_for(loop_alerts, timeout=DEADLINE, what="a crash loop")
     opened = len(runs_of(srv, looping.name))
     assert opened <= 3  # the deaths before the loop was seen, at most
     restarts = lab.container(looping).attrs["RestartCount"]
