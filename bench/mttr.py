@@ -20,6 +20,12 @@ Faults: `crash` (the process panics and exits) and `hang` (running, its health c
 answers), and, for comparison, Docker's own `--restart always` on the same crash (no agent
 involved) and on the hang (which it cannot see: the process never exits).
 
+Event detection (issue 20): the same faults on containers labelled `devops-agent.watch=true`
+(not scraped by Prometheus), the hang with a Docker HEALTHCHECK (every 1 s, 1 s timeout, one
+retry). Timed from the fault: Docker's own detection (the event alert's startsAt: the die, or the
+HEALTHCHECK turning unhealthy), the run's creation, the first action's start, healthy again, and
+settled (the run's end, after VALIDATE_SETTLE, 5 s here, for every path).
+
 Needs a Docker engine and the two Debian packages (scripts/setup.sh).
 """
 
@@ -50,6 +56,17 @@ from tests.stack.example import METRICS_PATH, install_metrics  # noqa: E402
 from tests.support.containers import Lab, Started, free_port, probe, wait_for  # noqa: E402
 
 DEADLINE = 120.0
+SETTLE = 5  # VALIDATE_SETTLE of the agent, seconds
+SECOND = 1_000_000_000
+HEALTHCHECK = {
+    "test": [
+        "CMD-SHELL",
+        "timeout 1 /www/cgi-bin/health >/tmp/hc 2>&1; grep -q 'Status: 200' /tmp/hc",
+    ],
+    "interval": SECOND,
+    "timeout": 2 * SECOND,
+    "retries": 1,
+}
 HANG_WATCH = 20.0  # seconds Docker's restart policy is given to notice a hang (it never does)
 TOKEN = secrets.token_hex(16)
 HOOK_TOKEN = secrets.token_hex(16)
@@ -78,6 +95,8 @@ class Agent:
                 "PROMETHEUS_URL": prometheus_url,
                 "MAX_ACTIONS_PER_SERVICE_PER_HOUR": "100",
                 "MAX_ACTIONS_PER_HOUR": "1000",
+                "VALIDATE_SETTLE": str(SETTLE),
+                "WATCH_EVENTS": "true",
             }
         )
         log = (workdir / "agent.log").open("ab")
@@ -173,6 +192,47 @@ def agent_repeat(lab: Lab, spec: stack.StackSpec, agent: Agent, fault: str) -> d
     }
 
 
+def ended(agent: Agent, service: str) -> dict[str, Any]:
+    run = wait(lambda: agent.run_of(service), "the run")
+    return wait(  # type: ignore[no-any-return]
+        lambda: (
+            (r := agent.http.get(f"/runs/{run['run_id']}").json())["status"] == "completed" and r
+        ),
+        "the run to end",
+    )
+
+
+def events_repeat(lab: Lab, agent: Agent, fault: str) -> dict[str, float]:
+    """The fault on a watched container: the engine's event starts the run."""
+    kwargs: dict[str, Any] = {"healthcheck": HEALTHCHECK} if fault == "hang" else {}
+    app = lab.start(
+        f"mttr-events-{fault}-{secrets.token_hex(3)}",
+        labels={"devops-agent.watch": "true"},
+        **kwargs,
+    )
+    if fault == "hang":
+        container = lab.container(app)
+        wait(
+            lambda: (
+                (container.reload() or container.attrs["State"]["Health"]["Status"]) == "healthy"
+            ),
+            "Docker's first healthy check",
+        )
+    t0 = break_it(lab, app, fault)
+    wait(lambda: probe(app.health_url, timeout=0.5) != 200, f"the {fault}")
+    healthy = healthy_again(app.health_url, t0)
+    run = ended(agent, app.name)
+    if run["outcome"] != "resolved" or not run["actions"]:
+        raise RuntimeError(f"events {fault}: run ended {run['outcome']}: {run.get('escalation')}")
+    return {
+        "engine": ts(run["alerts"][0]["startsAt"]) - t0,
+        "detection": ts(run["created_at"]) - t0,
+        "action": ts(run["actions"][0]["started_at"]) - t0,
+        "healthy": healthy,
+        "settled": ts(run["updated_at"]) - t0,
+    }
+
+
 def root_cause_seconds(agent: Agent, run_id: str) -> float:
     """How long root_cause took (gathering evidence, then the reasoner), from the checkpoints."""
     checkpoints = agent.http.get(f"/runs/{run_id}/history").json()["checkpoints"]
@@ -227,6 +287,10 @@ def main() -> None:
         for fault in figures:
             for _ in range(args.repeats):
                 figures[fault].append(agent_repeat(lab, spec, agent, fault))
+        event_figures: dict[str, list[dict[str, float]]] = {
+            fault: [events_repeat(lab, agent, fault) for _ in range(args.repeats)]
+            for fault in ("crash", "hang")
+        }
         docker_figures = {
             fault: [docker_repeat(lab, fault) for _ in range(args.repeats)]
             for fault in ("crash", "hang")
@@ -251,6 +315,24 @@ def main() -> None:
         seen = [v for v in values if v is not None]
         cell = median(seen) if len(seen) == len(values) else f"never in {HANG_WATCH:g}s"
         print(f"{'docker --restart, ' + fault:24}{'':>66}{cell:>11}")
+    print(f"\nEvent detection (docker events; VALIDATE_SETTLE={SETTLE}s), fault to ... (s):")
+    columns = ("engine", "detection", "action", "healthy", "settled")
+    print(f"{'':24}" + "".join(f"{c:>11}" for c in columns))
+    for fault, rows in event_figures.items():
+        cells = "".join(f"{median([r[c] for r in rows]):>11}" for c in columns)
+        print(f"{'agent (events), ' + fault:24}{cells}")
+    restart = [v for v in docker_figures["crash"] if v is not None]
+    if restart:
+        crash = statistics.median(r["healthy"] for r in event_figures["crash"])
+        print(
+            f"crash by events: {crash / statistics.median(restart):.1f}x Docker's restart policy "
+            "(target: within 2x)"
+        )
+    hang = event_figures["hang"]
+    over = statistics.median(r["healthy"] - r["engine"] for r in hang)
+    print(
+        f"hang by events: healed {over:.2f} s after the HEALTHCHECK said unhealthy (target < 1 s)"
+    )
     for fault, rows in figures.items():
         share = statistics.median(r["agent"] / r["total"] for r in rows)
         worst = max(r["agent"] for r in rows)

@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     # Where the CLI's client commands (`demo`) reach a running service, and with which token.
     devops_agent_url: str | None = None
     devops_agent_token: SecretStr | None = None
+    # Issue 20: the engine's events (die with a non-zero exit, oom, health_status: unhealthy) of
+    # containers labelled devops-agent.watch=true start incidents (INFRA_BACKEND=docker).
+    watch_events: bool = True
 
     @field_validator(*EMPTY_IS_UNSET, mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from devops_agent.memory import ledger
 from devops_agent.memory.db import Control, Database, Incident, LedgerEntry, Pattern, make_engine
 from devops_agent.memory.ladder import Change, Rung, climb
 from devops_agent.memory.learning import Learned, learned
-from devops_agent.memory.runs import AlertRecord, current
+from devops_agent.memory.runs import OPEN_STATUSES, AlertRecord, RunRecord, current
 from devops_agent.policy import PolicyFacts, StepVerdict
 from devops_agent.state import HAPPENED, Alert, utcnow
 
@@ -239,6 +239,25 @@ class Store(Database):
         )
         found = await self.scalars(query)
         return str(found[0]) if found else None
+
+    async def activity(self, key: str) -> str | None:
+        """What the agent is doing to this target (its identity): `acting` (a mutating step of
+        the ledger is running on it), `settling` (an open run has acted on it: its settle
+        window), or None. The events watcher asks (sources/watcher.py)."""
+        await self.setup()
+        query = (
+            select(LedgerEntry.status)
+            .join(RunRecord, RunRecord.run_id == LedgerEntry.run_id)
+            .where(
+                LedgerEntry.target_key == key,
+                LedgerEntry.operation.in_(ledger.MUTATING),
+                RunRecord.status.in_(OPEN_STATUSES),
+            )
+        )
+        statuses = set(await self.scalars(query))
+        if "started" in statuses:
+            return "acting"
+        return "settling" if statuses else None
 
     async def patterns(self) -> list[Pattern]:
         """What was learned, per (service, category, operation), with its rung on the ladder."""

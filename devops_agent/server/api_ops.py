@@ -64,6 +64,7 @@ async def status(svc: Svc) -> dict[str, Any]:
             "targets": len(svc.monitor.targets),
             "cycles": svc.monitor.cycles,
         },
+        "watcher": svc.watcher.status() if svc.watcher else {"enabled": False},
         "runs": counts,
         "notifications": {
             "url_set": bool(settings.notify_webhook_url),

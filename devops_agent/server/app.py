@@ -33,6 +33,7 @@ from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.ratelimit import RateLimitMiddleware
 from devops_agent.server.schema import document_errors
+from devops_agent.sources.watcher import EngineWatcher
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENT_RUNS = 8
@@ -102,7 +103,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             relay = Relay(DatabaseUrl(settings.resolved_database_url).conninfo, manager.owner, hub)
             hub.relay = relay.forward
             relay.start()
-        app.state.services = Services(settings, agent, repo, manager, intake, monitor, hub, metrics)
+        watcher = None
+        if settings.watch_events and settings.infra_backend == "docker":
+            watcher = EngineWatcher(
+                settings.docker_host,
+                intake.accept,
+                agent.ctx.store.activity,
+                settings.crash_loop_window,
+            )
+        app.state.services = Services(
+            settings, agent, repo, manager, intake, monitor, hub, metrics, watcher
+        )
         await repo.backfill_deadlines(settings.approval_timeout)
         manager.launch()
         recovered = await manager.recover()
@@ -111,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(manager, settings.approval_timeout), name="sweeper")
         if monitor.targets:
             monitor.start()
+        if watcher is not None:
+            watcher.start()
         # The modules and objects built so far live as long as the process: moving them out of
         # the collector's reach turns 60 ms full collections (a webhook's p99) into short ones.
         gc.collect()
@@ -123,6 +136,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await monitor.stop()
+            if watcher is not None:
+                await watcher.stop()
             await manager.shutdown()
             if relay is not None:
                 await relay.stop()

@@ -14,6 +14,7 @@ from devops_agent.orchestration.intake import Intake
 from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import Metrics
 from devops_agent.runner import Agent
+from devops_agent.sources.watcher import EngineWatcher
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Services:
     monitor: Monitor
     hub: EventHub
     metrics: Metrics
+    watcher: EngineWatcher | None = None
 
 
 async def services(request: Request) -> Services:

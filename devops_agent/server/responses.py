@@ -28,6 +28,21 @@ class Monitoring(BaseModel):
     cycles: int
 
 
+class Watcher(BaseModel):
+    """The events watcher (issue 20); only `enabled` when WATCH_EVENTS is off."""
+
+    enabled: bool
+    running: bool | None = None
+    connected: bool | None = None
+    engine: str | None = None
+    docker_host: str | None = None
+    connects: int | None = None
+    events: int | None = None
+    alerts_sent: int | None = None
+    last_event_at: str | None = None
+    last_error: str | None = None
+
+
 class Notifications(BaseModel):
     url_set: bool
     backlog: int | None
@@ -43,6 +58,7 @@ class Status(BaseModel):
     backend: Backend
     database: dict[str, Any]
     monitoring: Monitoring
+    watcher: Watcher
     runs: dict[str, int]
     notifications: Notifications
 

@@ -68,6 +68,7 @@ class Server:
                 "VALIDATE_SETTLE": "1",  # a short window; the tests of the window set theirs
                 "APPROVAL_TIMEOUT": "3600",
                 "MONITORING_INTERVAL": "3600",
+                "WATCH_EVENTS": "false",  # tests of the events watcher turn it on (issue 20)
                 "NO_PROXY": "127.0.0.1,localhost",
             }
         )
