@@ -87,7 +87,7 @@ class Server:
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
