@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -12,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
 from devops_agent.dburl import DatabaseUrl
-from devops_agent.operations import Risk
+from devops_agent.operations import OPERATIONS, Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
 EXAMPLES: dict[str, str] = {
@@ -67,6 +68,11 @@ EXAMPLES: dict[str, str] = {
     "webhook_token": "<a long random string: openssl rand -hex 32>",
     "agent_api_token": "<a long random string: openssl rand -hex 32>",
     "redact_identifiers": "false",
+    "gateway_url": "http://10.0.0.5:8700",
+    "gateway_token": "<a long random string: openssl rand -hex 32>",
+    "gateway_operations": "health_check,get_logs,check_resources,restart_service",
+    "gateway_timeout": "60",
+    "infra_targets": "local=unix:///var/run/docker.sock,edge=tcp://10.0.0.7:2376",
 }
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
@@ -83,6 +89,8 @@ EMPTY_IS_UNSET = (
     "audit_key",
     "devops_agent_url",
     "devops_agent_token",
+    "gateway_url",
+    "gateway_token",
 )
 HTTP_URLS = (
     "openai_base_url",
@@ -90,6 +98,7 @@ HTTP_URLS = (
     "notify_webhook_url",
     "prometheus_url",
     "devops_agent_url",
+    "gateway_url",
 )
 DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 
@@ -134,7 +143,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(2, ge=1, le=10)
     approval_timeout: int = Field(3600, ge=1)
 
-    infra_backend: Literal["docker", "fake"] = "docker"
+    infra_backend: Literal["docker", "fake", "gateway", "swarm"] = "docker"
     docker_host: str | None = None
     monitoring_interval: int = Field(30, ge=1)
     target_services: str = ""
@@ -188,6 +197,48 @@ class Settings(BaseSettings):
     # Where the CLI's client commands (`demo`) reach a running service, and with which token.
     devops_agent_url: str | None = None
     devops_agent_token: SecretStr | None = None
+
+    # -- issue 17: beyond one Docker host (the gateway, Swarm, several engines) --
+    # INFRA_BACKEND=gateway: each operation goes as an intent to the AI Command Gateway here.
+    gateway_url: str | None = None
+    # The bearer token between the agent and its gateways (both sides read it).
+    gateway_token: SecretStr | None = None
+    # `devops-agent gateway serve`: the operations this gateway carries out; others are refused.
+    gateway_operations: str = "health_check,get_logs,check_resources,restart_service,scale_service"
+    # The gateway's idempotency store (SQLite), by default DATA_DIR/gateway.db.
+    gateway_db: Path | None = None
+    # Seconds the agent waits for one answer of the gateway before it asks again (same key).
+    gateway_timeout: float = Field(60, gt=0, le=3600)
+    # Several Docker engines, `name=url,name=url` (unix:// or tcp:// with TLS from DOCKER_CERT_PATH).
+    infra_targets: str = ""
+    # The standard Docker variable: ca.pem, cert.pem and key.pem for tcp:// engines (TLS), or a
+    # subdirectory named after the engine of INFRA_TARGETS when that one has its own.
+    docker_cert_path: Path | None = None
+
+    @field_validator("gateway_operations")
+    @classmethod
+    def _gateway_operations(cls, value: str) -> str:
+        parse_operations(value)
+        return value
+
+    @field_validator("infra_targets")
+    @classmethod
+    def _infra_targets(cls, value: str) -> str:
+        parse_engines(value)
+        return value
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """INFRA_TARGETS as a mapping of engine name to its URL."""
+        return parse_engines(self.infra_targets)
+
+    @property
+    def gateway_allowlist(self) -> list[str]:
+        return parse_operations(self.gateway_operations)
+
+    @property
+    def resolved_gateway_db(self) -> Path:
+        return self.gateway_db or self.data_dir / "gateway.db"
 
     @field_validator(*EMPTY_IS_UNSET, mode="before")
     @classmethod
@@ -286,6 +337,29 @@ def check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("names no host")
 
 
+def parse_engines(text: str) -> dict[str, str]:
+    """Parse INFRA_TARGETS: `name=unix:///path` or `name=tcp://host:port`, comma-separated."""
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = (p.strip() for p in item.partition("="))
+        if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
+            raise ValueError(f"entry {item!r} is not name=unix:///path or name=tcp://host:port")
+        check_url(url, ("unix", "tcp"))
+        if name in found:
+            raise ValueError(f"engine {name!r} is named twice")
+        found[name] = url
+    return found
+
+
+def parse_operations(text: str) -> list[str]:
+    """Parse a comma-separated list of the registry's operations."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [n for n in names if n not in OPERATIONS]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not an operation (known: {', '.join(OPERATIONS)})")
+    return names
+
+
 def parse_targets(text: str) -> dict[str, str]:
     """Parse `name=url,name=url`."""
     found: dict[str, str] = {}
@@ -325,6 +399,29 @@ def requirement_problem(settings: Settings, serving: bool = False) -> str | None
             f"invalid settings: {' and '.join(missing)} {verb} required when "
             f"ENVIRONMENT=production (example: {missing[-1]}={example})"
         )
+    if settings.infra_backend == "gateway" and not (
+        settings.gateway_url and settings.gateway_token
+    ):
+        lacking = "GATEWAY_URL" if not settings.gateway_url else "GATEWAY_TOKEN"
+        return (
+            f"invalid setting {lacking}: required when INFRA_BACKEND=gateway "
+            f"(example: {lacking}={EXAMPLES[lacking.lower()]})"
+        )
+    engines = settings.engines
+    if engines and settings.infra_backend != "docker":
+        return (
+            f"invalid setting INFRA_TARGETS: several engines work with INFRA_BACKEND=docker, "
+            f"not {settings.infra_backend} (example: INFRA_BACKEND=docker)"
+        )
+    certs = settings.docker_cert_path or Path.home() / ".docker"
+    for name, url in engines.items():
+        where = certs / name if (certs / name).is_dir() else certs
+        absent = [f for f in ("ca.pem", "cert.pem", "key.pem") if not (where / f).is_file()]
+        if url.startswith("tcp://") and absent:
+            return (
+                f"invalid setting INFRA_TARGETS: engine {name} is tcp:// (TLS) and {where} has no "
+                f"{', '.join(absent)} (DOCKER_CERT_PATH, or a subdirectory named {name})"
+            )
     if settings.on_postgres and settings.audit_key is None:
         return (
             "invalid setting AUDIT_KEY: required when DATABASE_URL is PostgreSQL: every replica "

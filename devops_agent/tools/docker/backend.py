@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.tls
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 from pydantic import BaseModel
@@ -73,8 +74,10 @@ class DockerBackend:
         command_allowlist: list[list[str]] | None = None,
         cgroup_root: Path | None = cgroups.ROOT,
         timeout: float | None = None,
+        tls: docker.tls.TLSConfig | None = None,
     ) -> None:
         self.docker_host = docker_host
+        self.tls = tls
         self.timeout = timeout  # a bound below every operation's own deadline (DEADLINES)
         self.max_replicas = max_replicas
         self.command_allowlist = command_allowlist or []
@@ -89,7 +92,9 @@ class DockerBackend:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             if self.docker_host:
-                self._client = docker.DockerClient(base_url=self.docker_host, timeout=30)
+                self._client = docker.DockerClient(
+                    base_url=self.docker_host, timeout=30, tls=self.tls or False
+                )
             else:
                 self._client = docker.from_env(timeout=30)
         return self._client
