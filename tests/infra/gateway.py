@@ -79,7 +79,7 @@ def gateway(directory: Path, token: str, port: int | None = None, **env: str) ->
         )
     gw = Gateway(f"http://127.0.0.1:{port}", token, proc, directory / "gateway.db", log)
     try:
-        wait_for(lambda: gw.healthy() or proc.poll() is not None, timeout=30, what="the gateway")
+        wait_for(lambda: gw.healthy() or proc.poll() is not None, timeout=90, what="the gateway")
         assert proc.poll() is None, log.read_text()
         yield gw
     finally:
