@@ -44,9 +44,7 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     if docker_client.info()["Swarm"]["LocalNodeState"] != "active":
         with contextlib.suppress(docker.errors.APIError):  # another test may have just done it
             docker_client.swarm.init(advertise_addr="127.0.0.1")
-    wait_for(
-        lambda: docker_client.info()["Swarm"]["LocalNodeState"] == "active", 30, what="swarm"
-    )
+    wait_for(lambda: docker_client.info()["Swarm"]["LocalNodeState"] == "active", 30, what="swarm")
     names: list[str] = []
     yield names
     for name in names:

@@ -92,12 +92,21 @@ class DockerBackend:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             if self.docker_host:
-                self._client = docker.DockerClient(
-                    base_url=self.docker_host, timeout=30, tls=self.tls or False
-                )
+                self._client = self._connect(self.docker_host)
             else:
                 self._client = docker.from_env(timeout=30)
         return self._client
+
+    def _connect(self, url: str) -> docker.DockerClient:
+        if self.tls is None:
+            return docker.DockerClient(base_url=url, timeout=30)
+        # With TLS, the engine's own CA must be the one verified against: requests lets
+        # REQUESTS_CA_BUNDLE (often set to the system bundle) override a session's CA, so the
+        # session must not read the environment. The API version is asked for after that.
+        client = docker.DockerClient(base_url=url, timeout=30, tls=self.tls, version="1.24")
+        client.api.trust_env = False
+        client.api._version = client.api._retrieve_server_version()
+        return client
 
     async def _call(
         self, operation: str, target: str, fn: Callable[[], OperationResult]
