@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
 from devops_agent.dburl import DatabaseUrl
-from devops_agent.operations import OPERATIONS, Risk
+from devops_agent.infra import (
+    DOCKER_SCHEMES,
+    INFRA_EXAMPLES,
+    check_url,
+    infra_problem,
+    parse_engines,
+    parse_operations,
+)
+from devops_agent.operations import Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
 EXAMPLES: dict[str, str] = {
@@ -68,12 +74,8 @@ EXAMPLES: dict[str, str] = {
     "webhook_token": "<a long random string: openssl rand -hex 32>",
     "agent_api_token": "<a long random string: openssl rand -hex 32>",
     "redact_identifiers": "false",
-    "gateway_url": "http://10.0.0.5:8700",
-    "gateway_token": "<a long random string: openssl rand -hex 32>",
-    "gateway_operations": "health_check,get_logs,check_resources,restart_service",
-    "gateway_timeout": "60",
-    "infra_targets": "local=unix:///var/run/docker.sock,edge=tcp://10.0.0.7:2376",
 }
+EXAMPLES.update(INFRA_EXAMPLES)
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
 EMPTY_IS_UNSET = (
@@ -100,7 +102,6 @@ HTTP_URLS = (
     "devops_agent_url",
     "gateway_url",
 )
-DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 
 
 class Settings(BaseSettings):
@@ -318,48 +319,6 @@ class Settings(BaseSettings):
         return self.reasoner == "llm"
 
 
-def check_url(value: str, schemes: tuple[str, ...]) -> None:
-    """Raise ValueError unless `value` is a URL of one of `schemes` with a host (or, for
-    unix://, a path) and a valid port. The message never repeats the value: a webhook URL
-    carries its secret in the path."""
-    try:
-        parts = urlsplit(value.strip())
-        parts.port  # noqa: B018  (raises ValueError when out of range or not a number)
-    except ValueError:
-        raise ValueError("is not a URL (bad host or port)") from None
-    if parts.scheme not in schemes:
-        names = [f"{s}://" for s in schemes]
-        raise ValueError(f"must start with {', '.join(names[:-1])} or {names[-1]}")
-    if parts.scheme in ("unix", "npipe"):
-        if not parts.path:
-            raise ValueError("names no socket path")
-    elif not parts.hostname:
-        raise ValueError("names no host")
-
-
-def parse_engines(text: str) -> dict[str, str]:
-    """Parse INFRA_TARGETS: `name=unix:///path` or `name=tcp://host:port`, comma-separated."""
-    found: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, url = (p.strip() for p in item.partition("="))
-        if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
-            raise ValueError(f"entry {item!r} is not name=unix:///path or name=tcp://host:port")
-        check_url(url, ("unix", "tcp"))
-        if name in found:
-            raise ValueError(f"engine {name!r} is named twice")
-        found[name] = url
-    return found
-
-
-def parse_operations(text: str) -> list[str]:
-    """Parse a comma-separated list of the registry's operations."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [n for n in names if n not in OPERATIONS]
-    if unknown:
-        raise ValueError(f"{unknown[0]!r} is not an operation (known: {', '.join(OPERATIONS)})")
-    return names
-
-
 def parse_targets(text: str) -> dict[str, str]:
     """Parse `name=url,name=url`."""
     found: dict[str, str] = {}
@@ -399,29 +358,15 @@ def requirement_problem(settings: Settings, serving: bool = False) -> str | None
             f"invalid settings: {' and '.join(missing)} {verb} required when "
             f"ENVIRONMENT=production (example: {missing[-1]}={example})"
         )
-    if settings.infra_backend == "gateway" and not (
-        settings.gateway_url and settings.gateway_token
-    ):
-        lacking = "GATEWAY_URL" if not settings.gateway_url else "GATEWAY_TOKEN"
-        return (
-            f"invalid setting {lacking}: required when INFRA_BACKEND=gateway "
-            f"(example: {lacking}={EXAMPLES[lacking.lower()]})"
-        )
-    engines = settings.engines
-    if engines and settings.infra_backend != "docker":
-        return (
-            f"invalid setting INFRA_TARGETS: several engines work with INFRA_BACKEND=docker, "
-            f"not {settings.infra_backend} (example: INFRA_BACKEND=docker)"
-        )
-    certs = settings.docker_cert_path or Path.home() / ".docker"
-    for name, url in engines.items():
-        where = certs / name if (certs / name).is_dir() else certs
-        absent = [f for f in ("ca.pem", "cert.pem", "key.pem") if not (where / f).is_file()]
-        if url.startswith("tcp://") and absent:
-            return (
-                f"invalid setting INFRA_TARGETS: engine {name} is tcp:// (TLS) and {where} has no "
-                f"{', '.join(absent)} (DOCKER_CERT_PATH, or a subdirectory named {name})"
-            )
+    infra = infra_problem(
+        settings.infra_backend,
+        settings.engines,
+        settings.docker_cert_path or Path.home() / ".docker",
+        gateway=bool(settings.gateway_url and settings.gateway_token),
+        gateway_url=bool(settings.gateway_url),
+    )
+    if infra:
+        return infra
     if settings.on_postgres and settings.audit_key is None:
         return (
             "invalid setting AUDIT_KEY: required when DATABASE_URL is PostgreSQL: every replica "

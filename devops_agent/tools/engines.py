@@ -18,19 +18,13 @@ from docker.errors import DockerException
 from pydantic import BaseModel
 from requests.exceptions import RequestException
 
+from devops_agent.infra import CERT_FILES, cert_dir
 from devops_agent.state import Ambiguity, Target, Unreachable
 from devops_agent.tools.docker import DockerBackend
 from devops_agent.tools.docker.targets import lookup, target_of
 from devops_agent.tools.registry import OperationResult, Reconciliation
 
 ENGINE_DEADLINE = 15.0  # seconds one engine may take to say whether it has a name
-CERT_FILES = ("ca.pem", "cert.pem", "key.pem")
-
-
-def cert_dir(cert_path: Path, engine: str) -> Path:
-    """An engine's own certificate directory (DOCKER_CERT_PATH/<engine>), else the shared one."""
-    own = cert_path / engine
-    return own if own.is_dir() else cert_path
 
 
 def tls_config(cert_path: Path, engine: str) -> docker.tls.TLSConfig:

@@ -104,8 +104,9 @@ class DockerBackend:
         # REQUESTS_CA_BUNDLE (often set to the system bundle) override a session's CA, so the
         # session must not read the environment. The API version is asked for after that.
         client = docker.DockerClient(base_url=url, timeout=30, tls=self.tls, version="1.24")
-        client.api.trust_env = False
-        client.api._version = client.api._retrieve_server_version()
+        api: Any = client.api  # the SDK's own attributes, not in its type stubs
+        api.trust_env = False
+        api._version = api._retrieve_server_version()
         return client
 
     async def _call(
