@@ -13,6 +13,7 @@ import pytest
 
 from devops_agent.config import load_settings
 from devops_agent.context import AgentContext
+from devops_agent.gateway.store import digest
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
 from tests.infra.gateway import LosingProxy, gateway
@@ -131,6 +132,21 @@ async def test_lost_answer_acts_once_and_keys_survive_a_restart(
         assert starts(docker_client, other.name) == 2
         reused = again.post("/intents", {**body, "params": {"timeout": 9}})
         assert reused.status_code == 409  # one key, one intent
+        asked = {"operation": "restart_service", "params": {"target": other.name}}
+        found = again.post("/reconcile", {**asked, "idempotency_key": "manual:1:0"}).json()
+        assert found["verdict"] == "done" and "the gateway did it" in found["detail"]
+        # A key begun by a gateway that died before recording its end: reality must say.
+        same = digest("restart_service", {**body["params"], "target": other.name})
+        with sqlite3.connect(again.db) as conn:
+            conn.execute(
+                "INSERT INTO intents (key, operation, target, digest, intent, context, status,"
+                " started_at) VALUES ('cut:1:0', 'restart_service', ?, ?, '', '{}', 'started',"
+                " '2026-01-01')",
+                (other.name, same),
+            )
+        cut = again.post("/intents", {**body, "idempotency_key": "cut:1:0"}).json()
+        assert cut["result"]["error"] == "timeout" and cut["result"]["data"]["in_flight"]
+        assert starts(docker_client, other.name) == 2  # and still nothing acted twice
 
 
 async def test_wrong_token_killed_gateway_and_its_own_allowlist(
