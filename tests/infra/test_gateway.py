@@ -16,6 +16,7 @@ from devops_agent.context import AgentContext
 from devops_agent.gateway.store import digest
 from devops_agent.runner import open_agent
 from devops_agent.state import Alert
+from devops_agent.tools.gateway import GatewayBackend
 from tests.infra.gateway import LosingProxy, gateway
 from tests.support.containers import Lab, logs, probe
 from tests.support.factories import drive
@@ -162,6 +163,9 @@ async def test_wrong_token_killed_gateway_and_its_own_allowlist(
             r = httpx.post(gw.url + "/intents", json={}, headers=headers, trust_env=False)
             assert r.status_code == 401
             assert token not in r.text
+        assert (await GatewayBackend(gw.url, token).ping()).ok  # what /status shows
+        refused_ping = await GatewayBackend(gw.url, "not-the-token").ping()
+        assert refused_ping.error == "refused" and "GATEWAY_TOKEN" in refused_ping.message
         wrong = await incident(tmp_path / "wrong", crashed.name, gw.url, "not-the-token")
         assert wrong["outcome"] == "escalated"
         assert wrong["escalation_reason"] == "backend_unreachable"
@@ -176,6 +180,7 @@ async def test_wrong_token_killed_gateway_and_its_own_allowlist(
         assert refused["error"] == "refused" and "allowlist" in refused["message"]
         gw.kill()
         assert not gw.healthy()
+        assert (await GatewayBackend(gw.url, token).ping()).error == "unreachable"
         down = await incident(tmp_path / "down", crashed.name, gw.url, token)
     assert down["outcome"] == "escalated"
     assert down["escalation_reason"] == "backend_unreachable"
