@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--url", help="the running service (default DEVOPS_AGENT_URL, else :8001)")
     demo.add_argument("--token", help="its API token (default DEVOPS_AGENT_TOKEN, DATA_DIR/...)")
+    gateway = sub.add_parser("gateway", help="the reference AI Command Gateway")
+    gateway_sub = gateway.add_subparsers(dest="gateway_command", required=True)
+    gateway_serve = gateway_sub.add_parser("serve", help="carry out intents on this host's engine")
+    gateway_serve.add_argument("--host", default="127.0.0.1")
+    gateway_serve.add_argument("--port", type=int, default=8700)
     evaluate = sub.add_parser(
         "eval", help="run the fault scenarios against the agent and baselines"
     )
@@ -271,6 +276,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from devops_agent.server.main import serve
 
         return serve(settings)
+    if args.command == "gateway":
+        from devops_agent.gateway import serve as serve_gateway
+
+        return serve_gateway(settings, args.host, args.port)
     if args.command == "stack":
         from devops_agent.stack import command
 

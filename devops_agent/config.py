@@ -5,13 +5,20 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
 from devops_agent.dburl import DatabaseUrl
+from devops_agent.infra import (
+    DOCKER_SCHEMES,
+    INFRA_EXAMPLES,
+    check_url,
+    infra_problem,
+    parse_engines,
+    parse_operations,
+)
 from devops_agent.operations import Risk
 
 # An example of a right value for each setting, shown when a value is wrong.
@@ -68,6 +75,7 @@ EXAMPLES: dict[str, str] = {
     "agent_api_token": "<a long random string: openssl rand -hex 32>",
     "redact_identifiers": "false",
 }
+EXAMPLES.update(INFRA_EXAMPLES)
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
 EMPTY_IS_UNSET = (
@@ -83,6 +91,8 @@ EMPTY_IS_UNSET = (
     "audit_key",
     "devops_agent_url",
     "devops_agent_token",
+    "gateway_url",
+    "gateway_token",
 )
 HTTP_URLS = (
     "openai_base_url",
@@ -90,8 +100,8 @@ HTTP_URLS = (
     "notify_webhook_url",
     "prometheus_url",
     "devops_agent_url",
+    "gateway_url",
 )
-DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 
 
 class Settings(BaseSettings):
@@ -134,7 +144,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(2, ge=1, le=10)
     approval_timeout: int = Field(3600, ge=1)
 
-    infra_backend: Literal["docker", "fake"] = "docker"
+    infra_backend: Literal["docker", "fake", "gateway", "swarm"] = "docker"
     docker_host: str | None = None
     monitoring_interval: int = Field(30, ge=1)
     target_services: str = ""
@@ -191,6 +201,48 @@ class Settings(BaseSettings):
     # Issue 20: the engine's events (die with a non-zero exit, oom, health_status: unhealthy) of
     # containers labelled devops-agent.watch=true start incidents (INFRA_BACKEND=docker).
     watch_events: bool = True
+
+    # -- issue 17: beyond one Docker host (the gateway, Swarm, several engines) --
+    # INFRA_BACKEND=gateway: each operation goes as an intent to the AI Command Gateway here.
+    gateway_url: str | None = None
+    # The bearer token between the agent and its gateways (both sides read it).
+    gateway_token: SecretStr | None = None
+    # `devops-agent gateway serve`: the operations this gateway carries out; others are refused.
+    gateway_operations: str = "health_check,get_logs,check_resources,restart_service,scale_service"
+    # The gateway's idempotency store (SQLite), by default DATA_DIR/gateway.db.
+    gateway_db: Path | None = None
+    # Seconds the agent waits for one answer of the gateway before it asks again (same key).
+    gateway_timeout: float = Field(60, gt=0, le=3600)
+    # Several Docker engines, `name=url,name=url` (unix:// or tcp:// with TLS from DOCKER_CERT_PATH).
+    infra_targets: str = ""
+    # The standard Docker variable: ca.pem, cert.pem and key.pem for tcp:// engines (TLS), or a
+    # subdirectory named after the engine of INFRA_TARGETS when that one has its own.
+    docker_cert_path: Path | None = None
+
+    @field_validator("gateway_operations")
+    @classmethod
+    def _gateway_operations(cls, value: str) -> str:
+        parse_operations(value)
+        return value
+
+    @field_validator("infra_targets")
+    @classmethod
+    def _infra_targets(cls, value: str) -> str:
+        parse_engines(value)
+        return value
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """INFRA_TARGETS as a mapping of engine name to its URL."""
+        return parse_engines(self.infra_targets)
+
+    @property
+    def gateway_allowlist(self) -> list[str]:
+        return parse_operations(self.gateway_operations)
+
+    @property
+    def resolved_gateway_db(self) -> Path:
+        return self.gateway_db or self.data_dir / "gateway.db"
 
     @field_validator(*EMPTY_IS_UNSET, mode="before")
     @classmethod
@@ -270,25 +322,6 @@ class Settings(BaseSettings):
         return self.reasoner == "llm"
 
 
-def check_url(value: str, schemes: tuple[str, ...]) -> None:
-    """Raise ValueError unless `value` is a URL of one of `schemes` with a host (or, for
-    unix://, a path) and a valid port. The message never repeats the value: a webhook URL
-    carries its secret in the path."""
-    try:
-        parts = urlsplit(value.strip())
-        parts.port  # noqa: B018  (raises ValueError when out of range or not a number)
-    except ValueError:
-        raise ValueError("is not a URL (bad host or port)") from None
-    if parts.scheme not in schemes:
-        names = [f"{s}://" for s in schemes]
-        raise ValueError(f"must start with {', '.join(names[:-1])} or {names[-1]}")
-    if parts.scheme in ("unix", "npipe"):
-        if not parts.path:
-            raise ValueError("names no socket path")
-    elif not parts.hostname:
-        raise ValueError("names no host")
-
-
 def parse_targets(text: str) -> dict[str, str]:
     """Parse `name=url,name=url`."""
     found: dict[str, str] = {}
@@ -328,6 +361,15 @@ def requirement_problem(settings: Settings, serving: bool = False) -> str | None
             f"invalid settings: {' and '.join(missing)} {verb} required when "
             f"ENVIRONMENT=production (example: {missing[-1]}={example})"
         )
+    infra = infra_problem(
+        settings.infra_backend,
+        settings.engines,
+        settings.docker_cert_path or Path.home() / ".docker",
+        gateway=bool(settings.gateway_url and settings.gateway_token),
+        gateway_url=bool(settings.gateway_url),
+    )
+    if infra:
+        return infra
     if settings.on_postgres and settings.audit_key is None:
         return (
             "invalid setting AUDIT_KEY: required when DATABASE_URL is PostgreSQL: every replica "

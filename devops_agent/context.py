@@ -12,9 +12,8 @@ from devops_agent.memory.store import Store
 from devops_agent.policy import PolicyDocument, load_policy
 from devops_agent.reasoning.base import Reasoner
 from devops_agent.reasoning.select import build_reasoner
-from devops_agent.tools.docker import DockerBackend
-from devops_agent.tools.fake import FakeBackend
 from devops_agent.tools.registry import Backend, Registry
+from devops_agent.tools.select import build_backend
 from devops_agent.workflows import load_catalog
 
 
@@ -34,16 +33,7 @@ class AgentContext:
     ) -> AgentContext:
         """Build every dependency from the settings. Nothing connects until first used."""
         settings = settings or get_settings()
-        if backend is None:
-            backend = (
-                FakeBackend()
-                if settings.infra_backend == "fake"
-                else DockerBackend(
-                    docker_host=settings.docker_host,
-                    max_replicas=settings.max_replicas,
-                    command_allowlist=settings.command_allowlist,
-                )
-            )
+        backend = backend or build_backend(settings)
         store = Store.from_url(settings.resolved_database_url)
         key = settings.audit_key.get_secret_value() if settings.audit_key else None
         if key is None and DatabaseUrl(settings.resolved_database_url).kind == "memory":

@@ -62,7 +62,7 @@ class Target(BaseModel):
     """
 
     name: str
-    kind: Literal["container", "compose_service"]
+    kind: Literal["container", "compose_service", "swarm_service"]
     containers: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     project: str | None = None
@@ -70,7 +70,7 @@ class Target(BaseModel):
 
     @property
     def scalable(self) -> bool:
-        return self.kind == "compose_service"
+        return self.kind in ("compose_service", "swarm_service")
 
     @property
     def depends_on(self) -> list[str]:
@@ -82,6 +82,12 @@ class Target(BaseModel):
         if self.kind == "compose_service" and self.project:
             return {"target": self.name, "project": self.project}
         return {"target": self.name}
+
+
+class Unreachable(BaseModel):
+    """The backend (an engine, a gateway) did not answer: whether a name is a target is unknown."""
+
+    message: str
 
 
 class Ambiguity(BaseModel):

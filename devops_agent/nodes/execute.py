@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devops_agent import faults, fencing
+from devops_agent import faults, fencing, intent
 from devops_agent.context import AgentContext
 from devops_agent.memory.db import LedgerEntry
 from devops_agent.memory.ledger import StepEntry
@@ -70,7 +70,38 @@ async def run_step(
     evidence_at: str | None = None,
     category: str | None = None,
 ) -> StepOutcome:
-    """Judge, record, run and record the end of one step (the module's docstring says how)."""
+    """Judge, record, run and record the end of one step (the module's docstring says how).
+    The step is the current intent meanwhile: its ledger key, its rationale, the incident."""
+    why = step.rationale or "the plan's step"
+    doing = intent.Intent(
+        key=intent.ledger_key(run_id, attempt, index),
+        description=f"{step.operation} on {step.target}: {why}",
+        context={
+            "run_id": run_id,
+            "attempt": attempt,
+            "step": index,
+            "service": step.target,
+            "category": category,
+            "rollback_of": rollback_of,
+        },
+    )
+    with intent.acting(doing):
+        return await _run_step(
+            ctx, run_id, attempt, index, step, by_person, rollback_of, evidence_at, category
+        )
+
+
+async def _run_step(
+    ctx: AgentContext,
+    run_id: str,
+    attempt: int,
+    index: int,
+    step: PlanStep,
+    by_person: bool,
+    rollback_of: int | None,
+    evidence_at: str | None,
+    category: str | None,
+) -> StepOutcome:
     params = {**step.params, "target": step.target}
     record = ActionRecord(
         attempt=attempt,

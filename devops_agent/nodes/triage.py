@@ -6,7 +6,7 @@ from langgraph.config import get_config
 
 from devops_agent.context import AgentContext
 from devops_agent.nodes.common import candidate_names, project_of, target_dump
-from devops_agent.state import Ambiguity, IncidentState, RunState, Target
+from devops_agent.state import Ambiguity, IncidentState, RunState, Target, Unreachable
 
 
 def _run_id(run: RunState) -> str:
@@ -43,6 +43,8 @@ async def triage(state: IncidentState, ctx: AgentContext) -> IncidentState:
     if not isinstance(target, Target):
         if isinstance(target, Ambiguity):
             code, reason = "ambiguous_target", f"ambiguous target: {target.message}"
+        elif isinstance(target, Unreachable):
+            code, reason = "backend_unreachable", f"cannot find the target: {target.message}"
         else:
             code = "unknown_target"
             reason = (

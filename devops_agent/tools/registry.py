@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from devops_agent import fencing
 from devops_agent.operations import OPERATIONS, OperationSpec
 from devops_agent.redact import redact, redact_data
-from devops_agent.state import Ambiguity, Target
+from devops_agent.state import Ambiguity, Target, Unreachable
 
 ErrorKind = Literal["unreachable", "not_found", "timeout", "invalid", "refused", "failed"]
 
@@ -52,9 +52,10 @@ class Backend(Protocol):
 
     async def resolve(
         self, candidates: list[str], project: str | None = None
-    ) -> Target | Ambiguity | None:
+    ) -> Target | Ambiguity | Unreachable | None:
         """The first candidate name that is exactly one service of this backend (in `project`,
-        when given); an Ambiguity when the names that matched mean several."""
+        when given); an Ambiguity when the names that matched mean several; Unreachable when
+        the backend could not tell (a gateway or an engine did not answer)."""
         ...
 
     async def run(self, operation: str, params: BaseModel) -> OperationResult:

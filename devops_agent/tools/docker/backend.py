@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.tls
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 from pydantic import BaseModel
@@ -73,8 +74,10 @@ class DockerBackend:
         command_allowlist: list[list[str]] | None = None,
         cgroup_root: Path | None = cgroups.ROOT,
         timeout: float | None = None,
+        tls: docker.tls.TLSConfig | None = None,
     ) -> None:
         self.docker_host = docker_host
+        self.tls = tls
         self.timeout = timeout  # a bound below every operation's own deadline (DEADLINES)
         self.max_replicas = max_replicas
         self.command_allowlist = command_allowlist or []
@@ -89,10 +92,22 @@ class DockerBackend:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             if self.docker_host:
-                self._client = docker.DockerClient(base_url=self.docker_host, timeout=30)
+                self._client = self._connect(self.docker_host)
             else:
                 self._client = docker.from_env(timeout=30)
         return self._client
+
+    def _connect(self, url: str) -> docker.DockerClient:
+        if self.tls is None:
+            return docker.DockerClient(base_url=url, timeout=30)
+        # With TLS, the engine's own CA must be the one verified against: requests lets
+        # REQUESTS_CA_BUNDLE (often set to the system bundle) override a session's CA, so the
+        # session must not read the environment. The API version is asked for after that.
+        client = docker.DockerClient(base_url=url, timeout=30, tls=self.tls, version="1.24")
+        api: Any = client.api  # the SDK's own attributes, not in its type stubs
+        api.trust_env = False
+        api._version = api._retrieve_server_version()
+        return client
 
     async def _call(
         self, operation: str, target: str, fn: Callable[[], OperationResult]
