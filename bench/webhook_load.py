@@ -65,9 +65,19 @@ def machine() -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
     return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {wrk}, "
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version} (WAL), {wrk}, "
         f"load average {load} at start, {time.strftime('%Y-%m-%d')}"
     )
+
+
+def py_spy() -> str:
+    """py-spy beside this Python (a venv's bin), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
@@ -95,6 +105,7 @@ class Wrk:
     socket_errors: int
     per_second: float
     p99_ms: float
+    cpu_ms: float = 0.0  # the server process's CPU time (user + system) per 2xx answer
 
     @property
     def ok(self) -> int:
@@ -103,7 +114,10 @@ class Wrk:
     def line(self) -> str:
         extra = f", {self.non_2xx} non-2xx" if self.non_2xx else ""
         extra += f", socket errors {self.socket_errors}" if self.socket_errors else ""
-        return f"{self.per_second:8.0f} requests/s  p99 {self.p99_ms:6.1f} ms  ({self.requests} requests{extra})"
+        return (
+            f"{self.per_second:8.0f} requests/s  p99 {self.p99_ms:6.1f} ms  "
+            f"CPU {self.cpu_ms:.2f} ms/request  ({self.requests} requests{extra})"
+        )
 
 
 def _ms(text: str) -> float:
@@ -111,10 +125,20 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, args: argparse.Namespace) -> Wrk:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, args: argparse.Namespace, pid: int) -> Wrk:
+    """wrk against `url`; the CPU time the server process `pid` spent meanwhile, per answer: on
+    a shared machine the rates depend on the neighbours, the CPU per request much less."""
+    cpu_before = cpu_seconds(pid)
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s"]
     cmd += ["-s", str(HERE / "alerts.lua"), "--latency", url]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WRK_TOKEN": HOOK})
+    cpu = cpu_seconds(pid) - cpu_before
     text = out.stdout
     total = re.search(r"(\d+) requests in", text)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -131,6 +155,7 @@ def wrk(url: str, args: argparse.Namespace) -> Wrk:
         socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
         per_second=float(rate.group(1)),
         p99_ms=_ms(p99.group(1)),
+        cpu_ms=cpu * 1000 / max(1, int(total.group(1)) - (int(non_2xx.group(1)) if non_2xx else 0)),
     )
 
 
@@ -228,7 +253,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200, help="open-loop requests per second")
     parser.add_argument("--open-seconds", type=float, default=10)
     parser.add_argument("--log-level", default="INFO", help="the service's LOG_LEVEL")
-    parser.add_argument("--profile", metavar="SVG", help="py-spy flame graph of the service")
+    parser.add_argument(
+        "--profile",
+        metavar="SVG",
+        help="py-spy profile of the service (SVG: a flame graph, else collapsed stacks)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; scripts/setup.sh)")
@@ -271,23 +300,27 @@ def main() -> int:
             f"closed loop: wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
             f"-s bench/alerts.lua; the service's LOG_LEVEL={args.log_level}"
         )
-        peer_figures = wrk(f"http://127.0.0.1:{peer_port}", args)
+        peer_figures = wrk(f"http://127.0.0.1:{peer_port}", args, peer.pid)
         print(f"  peer     {peer_figures.line()}")
         profiler = None
         if args.profile:
             profiler = subprocess.Popen(
-                ["py-spy", "record", "-p", str(agent.pid), "-d", str(args.seconds + 1)]
-                + ["-o", args.profile, "--nonblocking"],
+                [py_spy(), "record", "-p", str(agent.pid), "-d", str(args.seconds + 1)]
+                + ["-o", args.profile, "--nonblocking", "--threads"]
+                + (["--format", "raw"] if not args.profile.endswith(".svg") else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        service = wrk(f"http://127.0.0.1:{agent_port}", args)
+        service = wrk(f"http://127.0.0.1:{agent_port}", args, agent.pid)
         burst_done = time.monotonic()
         if profiler is not None:
             profiler.wait(timeout=120)
         print(f"  service  {service.line()}")
         ratio = service.per_second / peer_figures.per_second if peer_figures.per_second else 0
-        print(f"  ratio service/peer: {ratio:.2f} (target >= 0.5)")
+        cpu_ratio = peer_figures.cpu_ms / service.cpu_ms if service.cpu_ms else 0
+        print(
+            f"  ratio service/peer: {ratio:.2f} (target >= 0.5); by CPU per request {cpu_ratio:.2f}"
+        )
         at_end = runs(agent_port)
         drain(agent_port)
         drained = time.monotonic() - burst_done
