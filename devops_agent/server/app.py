@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -175,13 +176,16 @@ async def _storage_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "storage unavailable; retry later"}, 503)
 
 
-def http_telemetry() -> TelemetryConfig:
-    """FastAPI's own OpenTelemetry of HTTP requests, only when an OTLP endpoint is configured:
-    unconfigured, it still asks the OpenTelemetry API (which reads the environment) on every
-    request, a tenth of the webhook's time under load (issue 13)."""
+def http_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry of HTTP requests (FastAPI 0.165+), only when an OTLP endpoint
+    is configured: unconfigured, it still asks the OpenTelemetry API (which reads the
+    environment) on every request, a tenth of the webhook's time under load (issue 13). The
+    keyword arguments for FastAPI(); none on a FastAPI without native telemetry."""
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return {}
-    return {"tracing": False, "metrics": False, "logs": False}
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -193,7 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=settings.service_version,
         description="Alertmanager webhooks in, remediated incidents out, with a human in the loop.",
         lifespan=lifespan,
-        telemetry=http_telemetry(),
+        **http_telemetry(),
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
