@@ -1,21 +1,25 @@
 """Webhook intake under load: the service against the durable peer, in one run, on one machine.
 
     .venv/bin/python bench/webhook_load.py [--seconds 10] [--threads 2] [--connections 16]
-        [--rate 200] [--open-seconds 10] [--log-level INFO] [--profile flame.svg]
+        [--rate 200] [--open-seconds 10] [--log-level INFO] [--profile flame.svg|stacks.txt]
 
-Needs `wrk` (Debian package; scripts/setup.sh installs it). Starts the peer (bench/bare_webhook.py:
+Needs `wrk` (`apt-get install wrk`; only this bench uses it). Starts the peer (bench/bare_webhook.py:
 FastAPI + aiosqlite, one row per alert, commit, then 202) and `devops-agent serve` (INFRA_BACKEND=
 fake, SQLite under a temporary DATA_DIR), then:
 
 - closed loop, with wrk and bench/alerts.lua (each request a distinct notification for an unknown
   service, so each one starts a run that escalates): requests per second and p99 of each side, the
   ratio (target: the service at least 0.5x the peer), and that none was lost: rows stored (and
-  runs created) against the 2xx answers wrk counted;
+  runs created) against the 2xx answers wrk counted; and each server's CPU time (user + system,
+  all threads) per 2xx answer, a figure that depends much less on the neighbours of a shared
+  machine than the rates do;
 - the drain: how long the runs queued during the burst took to complete (every one must);
-- open loop, with this script's own client (wrk is closed-loop only): --rate requests per second
+- open loop, with this script's own client (wrk is closed-loop only; a bare asyncio client on
+  kept-alive connections, latency from each request's scheduled time): --rate requests per second
   for --open-seconds against the service: p50/p99 of the 202 (target: p99 under 10 ms).
 
-`--profile FILE` records the service with py-spy (`pip install py-spy`) during its wrk run.
+`--profile FILE` records the service with py-spy (`pip install py-spy`) during its wrk run: a
+flame graph when FILE ends in .svg, else py-spy's collapsed stacks (one line per stack).
 A benchmark, not a test: it prints figures, and exits 1 only when alerts were lost or runs did not
 complete.
 """
@@ -65,9 +69,19 @@ def machine() -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
     return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {wrk}, "
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version} (WAL), {wrk}, "
         f"load average {load} at start, {time.strftime('%Y-%m-%d')}"
     )
+
+
+def py_spy() -> str:
+    """py-spy beside this Python (a venv's bin), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
@@ -95,6 +109,7 @@ class Wrk:
     socket_errors: int
     per_second: float
     p99_ms: float
+    cpu_ms: float = 0.0  # the server process's CPU time (user + system) per 2xx answer
 
     @property
     def ok(self) -> int:
@@ -103,7 +118,10 @@ class Wrk:
     def line(self) -> str:
         extra = f", {self.non_2xx} non-2xx" if self.non_2xx else ""
         extra += f", socket errors {self.socket_errors}" if self.socket_errors else ""
-        return f"{self.per_second:8.0f} requests/s  p99 {self.p99_ms:6.1f} ms  ({self.requests} requests{extra})"
+        return (
+            f"{self.per_second:8.0f} requests/s  p99 {self.p99_ms:6.1f} ms  "
+            f"CPU {self.cpu_ms:.2f} ms/request  ({self.requests} requests{extra})"
+        )
 
 
 def _ms(text: str) -> float:
@@ -111,10 +129,20 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, args: argparse.Namespace) -> Wrk:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, args: argparse.Namespace, pid: int) -> Wrk:
+    """wrk against `url`; the CPU time the server process `pid` spent meanwhile, per answer: on
+    a shared machine the rates depend on the neighbours, the CPU per request much less."""
+    cpu_before = cpu_seconds(pid)
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s"]
     cmd += ["-s", str(HERE / "alerts.lua"), "--latency", url]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WRK_TOKEN": HOOK})
+    cpu = cpu_seconds(pid) - cpu_before
     text = out.stdout
     total = re.search(r"(\d+) requests in", text)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -131,6 +159,7 @@ def wrk(url: str, args: argparse.Namespace) -> Wrk:
         socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
         per_second=float(rate.group(1)),
         p99_ms=_ms(p99.group(1)),
+        cpu_ms=cpu * 1000 / max(1, int(total.group(1)) - (int(non_2xx.group(1)) if non_2xx else 0)),
     )
 
 
@@ -164,30 +193,80 @@ def payload(tag: str, i: int) -> dict[str, Any]:
     }
 
 
-async def open_loop(url: str, rate: float, seconds: float) -> tuple[int, list[float]]:
-    """`rate` requests per second for `seconds`, each sent on time whatever the answers do."""
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    """One HTTP/1.1 request on a kept-alive connection; the status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
+async def open_loop(port: int, rate: float, seconds: float) -> tuple[int, int, list[float]]:
+    """`rate` requests per second for `seconds`, each sent on time whatever the answers do (a
+    new connection when every open one is busy). Each latency runs from the request's scheduled
+    time to its answer's last byte, so a stall counts for every request it delays.
+
+    A bare asyncio client over kept-alive connections, the requests prepared beforehand: an
+    httpx client costs a millisecond or more of CPU per request, as much as the service."""
     tag = secrets.token_hex(3)
-    bodies = [json.dumps(payload(tag, i)).encode() for i in range(int(rate * seconds))]
+    requests = []
+    for i in range(int(rate * seconds)):
+        body = json.dumps(payload(tag, i)).encode()
+        requests.append(
+            b"POST /webhook/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Authorization: Bearer {HOOK}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened: list[asyncio.StreamWriter] = []
     latencies: list[float] = []
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {HOOK}"}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
+    failed = 0
 
-        async def post(body: bytes) -> bool:
-            started = time.perf_counter()
-            response = await client.post(url, content=body, headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
-            return response.status_code == 202
+    async def post(request: bytes, due: float) -> bool:
+        nonlocal failed
+        conn = idle.pop() if idle else None
+        try:
+            if conn is None:
+                conn = await asyncio.open_connection("127.0.0.1", port)
+                opened.append(conn[1])
+            status = await _exchange(*conn, request)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            failed += 1
+            return False
+        latencies.append((time.perf_counter() - due) * 1000)
+        idle.append(conn)
+        return status == 202
 
-        started = time.perf_counter()
-        tasks = []
-        for i, body in enumerate(bodies):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(body)))
-        accepted = sum(await asyncio.gather(*tasks))
-    return accepted, sorted(latencies)
+    started = time.perf_counter()
+    tasks = []
+    for i, request in enumerate(requests):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post(request, due)))
+    accepted = sum(await asyncio.gather(*tasks))
+    for writer in opened:
+        writer.close()
+    return accepted, failed, sorted(latencies)
+
+
+def run_loop(coro: Any) -> Any:
+    """On uvloop when it is installed (uvicorn[standard] brings it): a lighter client."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def pct(ordered: list[float], q: float) -> float:
@@ -228,10 +307,14 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200, help="open-loop requests per second")
     parser.add_argument("--open-seconds", type=float, default=10)
     parser.add_argument("--log-level", default="INFO", help="the service's LOG_LEVEL")
-    parser.add_argument("--profile", metavar="SVG", help="py-spy flame graph of the service")
+    parser.add_argument(
+        "--profile",
+        metavar="SVG",
+        help="py-spy profile of the service (SVG: a flame graph, else collapsed stacks)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian package wrk; scripts/setup.sh)")
+        raise SystemExit("wrk is not installed: apt-get install wrk")
 
     workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
     data_dir, peer_db = workdir / "data", workdir / "peer.db"
@@ -271,23 +354,27 @@ def main() -> int:
             f"closed loop: wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
             f"-s bench/alerts.lua; the service's LOG_LEVEL={args.log_level}"
         )
-        peer_figures = wrk(f"http://127.0.0.1:{peer_port}", args)
+        peer_figures = wrk(f"http://127.0.0.1:{peer_port}", args, peer.pid)
         print(f"  peer     {peer_figures.line()}")
         profiler = None
         if args.profile:
             profiler = subprocess.Popen(
-                ["py-spy", "record", "-p", str(agent.pid), "-d", str(args.seconds + 1)]
-                + ["-o", args.profile, "--nonblocking"],
+                [py_spy(), "record", "-p", str(agent.pid), "-d", str(args.seconds + 1)]
+                + ["-o", args.profile, "--nonblocking", "--threads"]
+                + (["--format", "raw"] if not args.profile.endswith(".svg") else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        service = wrk(f"http://127.0.0.1:{agent_port}", args)
+        service = wrk(f"http://127.0.0.1:{agent_port}", args, agent.pid)
         burst_done = time.monotonic()
         if profiler is not None:
             profiler.wait(timeout=120)
         print(f"  service  {service.line()}")
         ratio = service.per_second / peer_figures.per_second if peer_figures.per_second else 0
-        print(f"  ratio service/peer: {ratio:.2f} (target >= 0.5)")
+        cpu_ratio = peer_figures.cpu_ms / service.cpu_ms if service.cpu_ms else 0
+        print(
+            f"  ratio service/peer: {ratio:.2f} (target >= 0.5); by CPU per request {cpu_ratio:.2f}"
+        )
         at_end = runs(agent_port)
         drain(agent_port)
         drained = time.monotonic() - burst_done
@@ -314,12 +401,13 @@ def main() -> int:
         )
         failed = lost != 0 or completed != made
 
-        url = f"http://127.0.0.1:{agent_port}/webhook/alerts"
-        accepted, latencies = asyncio.run(open_loop(url, args.rate, args.open_seconds))
+        accepted, refused, latencies = run_loop(open_loop(agent_port, args.rate, args.open_seconds))
         print(
             f"open loop ({args.rate:g}/s for {args.open_seconds:g}s, this script's client): "
-            f"service {accepted}/{len(latencies)} accepted, p50 {pct(latencies, 0.5):.1f} ms, "
-            f"p99 {pct(latencies, 0.99):.1f} ms (target < 10 ms)"
+            f"service {accepted}/{len(latencies) + refused} accepted"
+            + (f" ({refused} failed)" if refused else "")
+            + f", p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms "
+            "(target < 10 ms)"
         )
         print(f"  runs drained {drain(agent_port):.1f}s after the open loop")
         if args.profile:

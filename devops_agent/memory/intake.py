@@ -35,6 +35,10 @@ from devops_agent.memory.runs import OPEN_STATUSES, QUEUED, AlertRecord, RunReco
 from devops_agent.state import Alert, utcnow
 
 INTAKE_TRIES = 5  # replicas storing the same alerts at once: the loser retries and dedupes
+# Turns of the event loop the writer gives before it takes what waits: requests whose bytes are
+# already read (or ready on their sockets) reach intake meanwhile and share the transaction. Each
+# transaction costs about a millisecond of CPU whatever its size; a turn costs microseconds.
+GATHER_TURNS = 3
 IN_CHUNK = 500  # values per IN (...) list: well under SQLite's limit of bound parameters
 
 # Core statements on the tables (an ORM insert costs a unit of work per call).
@@ -138,6 +142,8 @@ class AlertIntake:
         batch: list[_Payload] = []
         try:
             while self._waiting:
+                for _ in range(GATHER_TURNS):  # let requests already read join this batch
+                    await asyncio.sleep(0)
                 batch, self._waiting = self._waiting, []
                 outcomes: list[Ingested | Exception]
                 try:
