@@ -57,8 +57,8 @@ class Observed:
     def text(self) -> str:
         return "\n".join(self.errors + self.tail).lower()
 
-    def first_line(self, words: tuple[str, ...]) -> str | None:
-        for line in self.errors + self.tail:
+    def first_line(self, words: tuple[str, ...], errors_only: bool = False) -> str | None:
+        for line in self.errors if errors_only else self.errors + self.tail:
             if any(word in line.lower() for word in words):
                 return line.strip()
         return None
@@ -201,7 +201,9 @@ def diagnose(case: Investigation) -> Diagnosis:
         c = (down or restarting)[0]
         exit_code = c.get("exit_code")
         ran = c.get("ran_for_s")
-        config_line = facts.first_line(CONFIG_WORDS)
+        # Only an error line about the configuration: "configuration loaded" at start-up before
+        # an ordinary crash is not a configuration error (eval: red-herring-startup-log).
+        config_line = facts.first_line(CONFIG_WORDS, errors_only=True)
         if exit_code in CONFIG_EXIT_CODES or (
             config_line and ran is not None and ran < FAST_EXIT_S
         ):

@@ -59,6 +59,21 @@ def test_recorded_faults(
     assert made.action == action and [s.operation for s in made.steps] == operations
 
 
+def test_a_start_up_line_about_the_configuration_before_a_crash_is_not_a_config_error() -> None:
+    """The recorded crash (0.2 s after its start) with an ordinary start-up line that mentions
+    the configuration in its tail: still a crash, restarted (eval: red-herring-startup-log).
+    The same words in an error line do make it a configuration error."""
+    data = recorded("crash")
+    logs = next(e for e in data["evidence"] if "tail" in (e.get("data") or {}))
+    logs["data"]["tail"].insert(0, "info: configuration loaded from /etc/app/config.yaml")
+    case = case_of(data)
+    diagnosis = diagnose(case)
+    assert diagnosis.category == "crash", diagnosis.root_cause
+    assert [s.operation for s in plan(case, diagnosis).steps] == ["restart_service"]
+    logs["data"]["error_lines"].insert(0, "error: invalid configuration: unknown key 'listen'")
+    assert diagnose(case_of(data)).category == "config_error"
+
+
 def test_dependency_plan_targets_the_dependency_not_the_caller() -> None:
     data = recorded("dependency")
     case = case_of(data)
