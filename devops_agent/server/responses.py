@@ -152,6 +152,7 @@ class ApprovalView(BaseModel):
     comment: str | None
     at: str | None
     request_id: str | None
+    override: dict[str, Any] | None = None
 
 
 class ActionView(BaseModel):
@@ -227,8 +228,11 @@ class ApprovalEntry(BaseModel):
     reasons: list[dict[str, Any]]
     deadline: str | None
     why: str | None
+    policy: str | None = None
     diagnosis: dict[str, Any] | None
     plan: dict[str, Any] | None
+    alternatives: list[dict[str, Any]] = []
+    learning: list[str] = []
     resume: str
 
 
@@ -241,3 +245,4 @@ class ResumeAccepted(BaseModel):
     run_id: str
     status: str
     decision: str
+    approver: str

@@ -195,7 +195,7 @@ def test_resume_errors(server: Server) -> None:
     run_id = server.webhook(alert_payload("no-such-service-resume")).json()["runs"][0]["run_id"]
     for body in (
         {"decision": "maybe", "approver": "ana"},
-        {"decision": "approve"},
+        {"decision": "approve", "approver": "ana"},  # not the authenticated user (admin)
         {"decision": "approve", "approver": ""},
         {"approver": "ana"},
         [],
