@@ -123,6 +123,8 @@ async def await_approval(state: IncidentState, ctx: AgentContext) -> IncidentSta
     run = RunState(state)
     request = run.approval_request
     approval = parse_decision(interrupt(request))
+    if ctx.decisions_from == "studio":  # LangGraph Studio: no login, a development tool
+        approval.approver = f"studio:{approval.approver or 'unknown'}"[:200]
     approval.policy = str(request.get("policy", ""))
     approval.request_id = str(request.get("request_id") or approval.request_id)
     update: IncidentState = {

@@ -140,3 +140,30 @@ def test_approvals_and_approve_on_a_real_container(
     assert again.returncode == 1 and "not waiting" in again.stderr
     rows = srv.get("/audit", params={"run_id": run_id, "kind": "approval"}).json()["rows"]
     assert [r["actor"] for r in rows] == ["apu"]
+
+
+def test_override_with_an_alternative(make_server: Callable[..., Server], lab: Lab) -> None:
+    """A person approves an alternative instead of the plan: checked, recorded, and run."""
+    srv = make_server(MAX_ATTEMPTS="1", VALIDATE_TIMEOUT="3")
+    pair = lab.dependency_down()
+    run_id = srv.webhook(alert_payload(pair.app.name)).json()["runs"][0]["run_id"]
+    srv.wait_status(run_id, "awaiting_approval")
+    request = srv.run(run_id)["approval_request"]
+    assert [s["target"] for s in request["plan"]["steps"]] == [pair.dependency.name]
+    (alternative,) = request["alternatives"]
+    assert alternative["workflow"] == "dependency-down" and alternative["phase"] == 1
+    assert [(s["operation"], s["target"], s["risk"]) for s in alternative["steps"]] == [
+        ("restart_service", pair.app.name, "medium")
+    ]
+    assert "did not hold" in alternative["why_not"]
+    unknown = srv.resume(run_id, "approve", override=7)
+    assert unknown.status_code == 422 and "not offered" in unknown.json()["detail"]
+    rejecting = srv.resume(run_id, "reject", override=0)
+    assert rejecting.status_code == 422
+    chosen = srv.resume(run_id, "approve", override=0, request_id=request["request_id"])
+    assert chosen.status_code == 202, chosen.text
+    run = srv.wait_status(run_id, "completed")
+    assert run["approval"]["override"]["alternative"] == 0
+    assert [(a["operation"], a["target"]) for a in run["actions"]] == [
+        ("restart_service", pair.app.name)
+    ]
