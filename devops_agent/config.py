@@ -188,7 +188,8 @@ class Settings(BaseSettings):
     # Requests per second per client (IP and credential) on the API; 0 turns the limit off.
     rate_limit_per_second: float = Field(100, ge=0)
     rate_limit_burst: int = Field(1000, ge=1)
-    # Where the CLI's client commands (`demo`) reach a running service, and with which token.
+    # Where the CLI's client commands (`demo`, `approvals`, `approve`, `reject`) reach a running
+    # service, and with which token (a user's own: decisions are recorded as that user).
     devops_agent_url: str | None = None
     devops_agent_token: SecretStr | None = None
     # Issue 15 (people in the loop): the console's session key, and users from a trusted proxy.
