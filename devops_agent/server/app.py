@@ -28,7 +28,15 @@ from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import MeteredHub, Metrics
 from devops_agent.orchestration.relay import Relay
 from devops_agent.runner import open_agent
-from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook, ui
+from devops_agent.server import (
+    api_audit,
+    api_control,
+    api_ops,
+    api_runs,
+    api_users,
+    api_webhook,
+    ui,
+)
 from devops_agent.server.auth import Authenticator, AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
@@ -194,6 +202,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_runs.router)
     app.include_router(api_control.router)
     app.include_router(api_audit.router)
+    app.include_router(api_users.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static, name="ui-static")
     document_errors(app)

@@ -84,6 +84,21 @@ def test_users_roles_tokens_and_the_proxy(make_server: Callable[..., Server]) ->
     assert as_user(srv, "GET", "/runs", headers={"X-Forwarded-User": "policy"}) == 401
     assert as_user(srv, "GET", "/runs") == 401
 
+    # users over HTTP, for admins only
+    assert as_user(srv, "GET", "/users", apu) == 403
+    assert as_user(srv, "POST", "/users", apu, json={"name": "x", "role": "admin"}) == 403
+    with srv.client() as admin:
+        assert [u["name"] for u in admin.get("/users").json()["users"]] == ["apu", "vera"]
+        made = admin.post("/users", json={"name": "cy", "role": "approver"})
+        assert made.status_code == 201 and made.json()["role"] == "approver"
+        assert as_user(srv, "GET", "/runs", made.json()["token"]) == 200
+        assert admin.post("/users", json={"name": "cy"}).status_code == 409
+        assert admin.post("/users", json={"name": "policy"}).status_code == 422
+        assert admin.post("/users", json={"name": "dee", "role": "root"}).status_code == 422
+        assert admin.delete("/users/cy").status_code == 204
+        assert admin.delete("/users/cy").status_code == 404
+        assert as_user(srv, "GET", "/runs", made.json()["token"]) == 401
+
     removed = cli(srv, "users", "remove", "vera")
     assert removed.returncode == 0
     assert as_user(srv, "GET", "/runs", vera) == 401
