@@ -186,7 +186,7 @@ class Server:
             env=self.env(),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=300,  # a limit, not a measure: a loaded machine imports slowly
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()

@@ -24,7 +24,7 @@ def cli(srv: Server, *args: str, **env: str) -> subprocess.CompletedProcess[str]
         env={**srv.env(), **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a limit, not a measure: a loaded machine imports slowly
     )
 
 
