@@ -133,11 +133,11 @@ def test_reject_leaves_the_container_down(
     joined = server.webhook(alert_payload(app.name)).json()
     assert joined["runs"] == [{"run_id": run_id, "service": app.name, "deduplicated": False}]
 
-    answer = server.resume(run_id, "reject", "bo", comment="not now")
+    answer = server.resume(run_id, "reject", comment="not now")
     assert answer.status_code == 202, answer.text
     run = server.wait_status(run_id, "completed", "failed")
     assert run["outcome"] == "rejected", run
-    assert run["approval"]["decision"] == "reject" and run["approval"]["approver"] == "bo"
+    assert run["approval"]["decision"] == "reject" and run["approval"]["approver"] == "admin"
     assert run["actions"] == [] and len(run["alerts"]) == 2
     assert container_state(docker_client, app.name)["Status"] == "exited"
     assert probe(app.health_url, 1) is None

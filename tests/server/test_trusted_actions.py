@@ -180,7 +180,8 @@ def test_a_decision_answers_its_request_not_the_next_one(
 
     stale = srv.resume(run_id, "approve", request_id=first["request_id"])
     assert stale.status_code == 409 and stale.json()["reason"] == "stale_request", stale.text
-    assert srv.resume(run_id, "reject", "bo", request_id=second["request_id"]).status_code == 202
+    bo = srv.add_user("bo", "approver")
+    assert srv.resume(run_id, "reject", bo, request_id=second["request_id"]).status_code == 202
     run = srv.wait_status(run_id, "completed")
     assert (run["outcome"], run["approval"]["approver"]) == ("rejected", "bo"), run
     assert mutations(docker_client, app.container_id, since).count("restart") == 1
@@ -188,7 +189,7 @@ def test_a_decision_answers_its_request_not_the_next_one(
 
 @pytest.mark.parametrize("approver", ["policy", "system", "alertmanager", "studio", " ", "Policy"])
 def test_reserved_approver_names_are_refused(server: Server, approver: str) -> None:
-    response = server.resume("any-run", "approve", approver)
+    response = server.resume("any-run", "approve", approver=approver)
     assert response.status_code == 422, response.text
     assert "approver" in response.text
 
