@@ -303,7 +303,7 @@ def resume_latency(admin: str, n_replicas: int, waiting: int, resumes: int) -> N
             # reject: approve -> escalate -> learn. (approve would run restart_service on a
             # service the replicas' empty fake backend does not have, then validate would wait
             # for VALIDATE_TIMEOUT: a figure of the timeout, not of the resume.)
-            body = {"decision": "reject", "approver": "bench"}
+            body = {"decision": "reject", "comment": "bench"}
             with httpx.Client(timeout=60, trust_env=False, headers=headers) as client:
                 for run_id in random.sample(ids, resumes):
                     server = random.choice(servers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 import uuid
@@ -220,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     choice = run.add_mutually_exclusive_group()
     choice.add_argument("--approve", action="store_true", help="approve without asking")
     choice.add_argument("--reject", action="store_true", help="reject without asking")
-    run.add_argument("--approver", default="cli", help="the name recorded with the decision")
+    run.add_argument(
+        "--approver",
+        default=None,
+        help="the name recorded with the decision (default: your OS user)",
+    )
     audit = sub.add_parser("audit", help="the audit trail")
     audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
     audit.add_argument(
@@ -229,6 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         help="a head printed by an earlier verify: fail when the chain no longer reaches it",
     )
     sub.add_parser("patterns", help="what was learned, and the autonomy ladder's promotions")
+    users = sub.add_parser("users", help="people: add, list or remove users (roles and tokens)")
+    users.add_argument("action", choices=["add", "list", "remove"])
+    users.add_argument("name", nargs="?", help="the user's name")
+    users.add_argument("--role", choices=["viewer", "approver", "admin"], default="viewer")
+    users.add_argument("--slack-id", help="their Slack user id (Slack approvals map to it)")
+    sub.add_parser("approvals", help="what waits for a decision (DEVOPS_AGENT_URL)")
+    for verb in ("approve", "reject"):
+        decide = sub.add_parser(verb, help=f"{verb} a waiting run, printing its request first")
+        decide.add_argument("run", help="the run id")
+        decide.add_argument("--comment", default="", help="why (recorded with the decision)")
+        if verb == "approve":
+            decide.add_argument("--alternative", type=int, help="approve this alternative instead")
     stack = sub.add_parser("stack", help="Prometheus and Alertmanager on loopback (demo intervals)")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--dir", type=Path, help="configs, data and PIDs (default DATA_DIR/stack)")
@@ -304,6 +321,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         only = [i.strip() for i in args.only.split(",") if i.strip()] if args.only else None
         return evaluate_main(args.scenarios, only, args.report, args.quick)
+    if args.command == "approvals":
+        from devops_agent.people import approvals_command
+
+        return approvals_command(settings)
+    if args.command in ("approve", "reject"):
+        from devops_agent.people import decide_command
+
+        alternative = getattr(args, "alternative", None)
+        return decide_command(settings, args.run, args.command, args.comment, alternative)
     problem = _command_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -312,11 +338,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(audit_verify(settings, args.expect_head))
     if args.command == "patterns":
         return asyncio.run(show_patterns(settings))
+    if args.command == "users":
+        from devops_agent.people import users_command
+
+        return users_command(settings, args.action, args.name, args.role, args.slack_id)
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
     try:
         hold_store(settings.resolved_database_url)
-        return asyncio.run(run_alert(settings, payload, decision, args.approver))
+        approver = args.approver or getpass.getuser()
+        return asyncio.run(run_alert(settings, payload, decision, approver))
     except (StoreLocked, SettingsError) as exc:  # a bad POLICY_FILE or workflow: one line
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,8 @@ EXAMPLES: dict[str, str] = {
     "run_lease_seconds": "30",
     "checkpoint_retention": "604800",
     "prometheus_url": "http://127.0.0.1:9090",
+    "session_key": "<64 hex characters, e.g. from: openssl rand -hex 32>",
+    "trusted_proxies": "127.0.0.1,10.0.0.0/8",
     "rate_limit_per_second": "100",
     "rate_limit_burst": "1000",
     "docker_host": "unix:///var/run/docker.sock",
@@ -195,7 +198,8 @@ class Settings(BaseSettings):
     # Requests per second per client (IP and credential) on the API; 0 turns the limit off.
     rate_limit_per_second: float = Field(100, ge=0)
     rate_limit_burst: int = Field(1000, ge=1)
-    # Where the CLI's client commands (`demo`) reach a running service, and with which token.
+    # Where the CLI's client commands (`demo`, `approvals`, `approve`, `reject`) reach a running
+    # service, and with which token (a user's own: decisions are recorded as that user).
     devops_agent_url: str | None = None
     devops_agent_token: SecretStr | None = None
     # Issue 20: the engine's events (die with a non-zero exit, oom, health_status: unhealthy) of
@@ -243,6 +247,36 @@ class Settings(BaseSettings):
     @property
     def resolved_gateway_db(self) -> Path:
         return self.gateway_db or self.data_dir / "gateway.db"
+
+    # Issue 15 (people in the loop): the console's session key, and users from a trusted proxy.
+    session_key: SecretStr | None = None
+    trusted_proxy_auth: bool = False
+    trusted_proxies: str = ""
+
+    @field_validator("session_key", mode="before")
+    @classmethod
+    def _session_key(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and len(value.strip()) < 32:
+            raise ValueError("is too short: at least 32 characters")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """TRUSTED_PROXIES as networks (a single address is a /32 or /128)."""
+        items = filter(None, (p.strip() for p in self.trusted_proxies.split(",")))
+        return [ipaddress.ip_network(item, strict=False) for item in items]
 
     @field_validator(*EMPTY_IS_UNSET, mode="before")
     @classmethod

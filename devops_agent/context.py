@@ -26,6 +26,9 @@ class AgentContext:
     audit: AuditLog
     policy: PolicyDocument
     validate_interval: float = 1.0
+    # Where people's decisions come from when not through the service: "studio" (langgraph dev),
+    # whose decisions are recorded as `studio:<name>` (a development tool, not a login).
+    decisions_from: str = ""
 
     @classmethod
     def from_settings(

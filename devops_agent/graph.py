@@ -67,6 +67,7 @@ class LazyContext:
     async def get(self) -> AgentContext:
         if self._ctx is None:
             self._ctx = await asyncio.to_thread(AgentContext.from_settings)
+            self._ctx.decisions_from = "studio"
         return self._ctx
 
 

@@ -38,6 +38,14 @@ def approval_notice(request: dict[str, Any], resume_url: str) -> dict[str, Any]:
             "reason": request.get("reason"),
             "deadline": request.get("deadline"),
             "resume_url": resume_url,
+            # The whole request (devops_agent/approvals.py), as GET /approvals shows it.
+            "diagnosis": diagnosis,
+            "plan": plan,
+            "why": request.get("why"),
+            "reasons": request.get("reasons") or [],
+            "policy": request.get("policy"),
+            "alternatives": request.get("alternatives") or [],
+            "learning": request.get("learning") or [],
         }
     )
 

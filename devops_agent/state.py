@@ -161,6 +161,7 @@ class Approval(BaseModel):
     at: str = Field(default_factory=utcnow)
     policy: str = ""
     request_id: str = ""  # the approval request this decision answered
+    override: dict[str, Any] | None = None  # the alternative approved instead of the plan
 
 
 class ActionRecord(BaseModel):

@@ -151,10 +151,11 @@ class AgentClient:
     def decide(
         self, run_id: str, decision: str, approver: str, request_id: str | None = None
     ) -> None:
+        # The approver is the user of the token (the service refuses another name): `approver`
+        # goes into the comment only.
         body: dict[str, Any] = {
             "decision": decision,
-            "approver": approver,
-            "comment": "decided by devops-agent demo",
+            "comment": f"decided by devops-agent demo ({approver})",
         }
         if request_id:
             body["request_id"] = request_id

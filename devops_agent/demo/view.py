@@ -94,7 +94,7 @@ def show_request(run_id: str, request: dict[str, Any]) -> None:
 
 def show_how_to_decide(url: str, run_id: str, token_shell: str, console_url: str | None) -> None:
     """The curl line (the token by reference, never its value) and the demo's own way."""
-    body = json.dumps({"decision": "approve", "approver": "you"})
+    body = json.dumps({"decision": "approve"})
     console.print("\ndecide it with:")
     console.print(
         f'  curl -X POST -H "Authorization: Bearer {token_shell}" '

@@ -215,7 +215,7 @@ class Database:
 def create_schema(engine: Engine) -> None:
     """Bring the schema to the latest migration (devops_agent.migrations; idempotent, and under
     an advisory lock on PostgreSQL). `memory://` has no history to keep: create_all."""
-    from devops_agent.memory import outbox, runs  # noqa: F401 (their tables, in Base.metadata)
+    from devops_agent.memory import outbox, runs, users  # noqa: F401 (their tables, in Base.metadata)
 
     database = engine.url.database
     if database in (None, "", ":memory:"):

@@ -16,10 +16,11 @@ from typing import Any
 from langgraph.types import interrupt
 
 from devops_agent.context import AgentContext
+from devops_agent.nodes.alternatives import alternatives, learning
 from devops_agent.nodes.common import target_keys
 from devops_agent.nodes.requests import approval_request
 from devops_agent.policy import decide
-from devops_agent.state import Approval, IncidentState, RunState
+from devops_agent.state import Approval, IncidentState, Plan, RunState
 
 AUTO_WHY = (
     "it may run by itself (within SAFETY_MODE, AUTO_APPROVE_MAX_RISK and CONFIDENCE_THRESHOLD)"
@@ -43,6 +44,7 @@ def parse_decision(answer: Any) -> Approval:
         approver=str(answer.get("approver") or "")[:200],
         comment=str(answer.get("comment") or "")[:2000],
         request_id=str(answer.get("request_id") or "")[:64],
+        override=answer.get("override") if isinstance(answer.get("override"), dict) else None,
     )
 
 
@@ -63,6 +65,7 @@ async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
         judged["alerts"] = [a.model_dump(mode="json") for a in joined]
     reasons = [f.as_dict() for f in verdict.findings]
     if verdict.decision == "approval":
+        history = await ctx.store.history(run.service)
         request = approval_request(
             state,
             plan,
@@ -70,6 +73,8 @@ async def approve(state: IncidentState, ctx: AgentContext) -> IncidentState:
             policy=verdict.policy,
             timeout=ctx.settings.approval_timeout,
             attempt=run.attempts + 1,
+            alternatives=alternatives(run, plan, ctx, history),
+            learning=learning(run, plan, history),
         )
         await ctx.audit.append(
             run_id,
@@ -118,12 +123,20 @@ async def await_approval(state: IncidentState, ctx: AgentContext) -> IncidentSta
     run = RunState(state)
     request = run.approval_request
     approval = parse_decision(interrupt(request))
+    if ctx.decisions_from == "studio":  # LangGraph Studio: no login, a development tool
+        approval.approver = f"studio:{approval.approver or 'unknown'}"[:200]
     approval.policy = str(request.get("policy", ""))
     approval.request_id = str(request.get("request_id") or approval.request_id)
     update: IncidentState = {
         "approval": approval.model_dump(mode="json"),
         "approval_request": None,
     }
+    if approval.decision == "approve" and approval.override:
+        # An alternative of the request, validated when chosen (devops_agent/approvals.py); the
+        # policy judges each of its steps again when it runs, like any plan's.
+        chosen = Plan.model_validate(approval.override.get("plan") or {})
+        chosen.requires_approval = True
+        update["plan"] = chosen.model_dump(mode="json")
     if approval.decision == "reject":
         who = approval.approver or "a person"
         update["escalation"] = f"rejected by {who}: {approval.comment}".rstrip(": ")

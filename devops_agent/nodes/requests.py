@@ -25,6 +25,15 @@ def request_id(run_id: str, attempt: int, scope: str, plan: Plan) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:20]
 
 
+def evidence_of(run: RunState) -> list[dict[str, str]]:
+    """The evidence items the diagnosis rests on (all that was gathered when it names none)."""
+    gathered = {e.summary: e.source for e in run.evidence}
+    rests_on = [str(s) for s in (run.raw.get("diagnosis") or {}).get("evidence") or []]
+    if rests_on:
+        return [{"source": gathered.get(s, "reasoner"), "summary": s} for s in rests_on]
+    return [{"source": e.source, "summary": e.summary} for e in run.evidence]
+
+
 def approval_request(
     state: IncidentState,
     plan: Plan,
@@ -34,6 +43,8 @@ def approval_request(
     timeout: int,
     attempt: int,
     scope: str = "plan",
+    alternatives: list[dict[str, Any]] | None = None,
+    learning: list[str] | None = None,
 ) -> dict[str, Any]:
     """What a person sees: the diagnosis, the steps, why approval is needed (with the reason
     codes), the policy's version and a deadline."""
@@ -47,16 +58,20 @@ def approval_request(
         "attempt": attempt,
         "scope": scope,
         "diagnosis": run.raw.get("diagnosis"),
+        "evidence": evidence_of(run),
         "plan": plan.model_dump(mode="json"),
         "why": "; ".join(dict.fromkeys(f.message for f in findings)),
         "reason": findings[0].code if findings else None,
         "reasons": [f.as_dict() for f in findings],
         "policy": policy,
+        "alternatives": alternatives or [],
+        "learning": learning or [],
         "deadline": deadline.isoformat(),
         "answer": {
             "decision": "approve | reject",
-            "approver": "who decides",
+            "approver": "optional: the authenticated user decides",
             "comment": "optional",
             "request_id": "this request's id (optional; a stale one is refused)",
+            "override": "optional: the id of an alternative to approve instead of the plan",
         },
     }

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from devops_agent import faults
+from devops_agent.approvals import approval_view
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.memory.runs import AWAITING, COMPLETED, QUEUED, RUNNING, RunRecord
 from devops_agent.notify import approval_notice
@@ -148,7 +149,10 @@ class RunDriver:
                 approval_request=request,
                 decide_within=self.agent.ctx.settings.approval_timeout,
                 notice=(
-                    ("approval_request", approval_notice(request, self.resume_url(run_id)))
+                    (
+                        "approval_request",
+                        approval_notice(approval_view(request), self.resume_url(run_id)),
+                    )
                     if self.notify_url
                     else None
                 ),

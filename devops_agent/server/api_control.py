@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from devops_agent.alertmanager import Storable
+from devops_agent.memory.users import ADMIN, User
+from devops_agent.server.auth import user_of
 from devops_agent.server.deps import Services, services
 
 router = APIRouter()
@@ -24,11 +27,11 @@ Reason = Annotated[str, Field(max_length=2000), Storable]
 
 
 class ControlBody(BaseModel):
-    """Optional: who flips the switch and why (the API token does not name a person)."""
+    """Optional: why. The actor is the authenticated user; a different `actor` is refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    actor: Actor = "api"
+    actor: Actor | None = None
     reason: Reason = ""
 
 
@@ -48,18 +51,34 @@ async def kill_switch(svc: Services) -> KillSwitch:
     )
 
 
-async def _flip(svc: Services, request: Request, paused: bool, body: ControlBody | None) -> Any:
-    body = body or ControlBody()
+async def flip(
+    svc: Services, user: User, paused: bool, reason: str = "", client: str | None = None
+) -> KillSwitch:
+    """Set the kill switch as `user` (an admin), into the control row and the audit trail."""
     ctx = svc.agent.ctx
-    await ctx.store.set_control(KILL_SWITCH, "true" if paused else "false", by=body.actor)
-    client = request.client.host if request.client else None
+    await ctx.store.set_control(KILL_SWITCH, "true" if paused else "false", by=user.name)
     await ctx.audit.append(
         run_id="-",
         kind="control",
-        actor=body.actor,
-        detail={"control": KILL_SWITCH, "value": paused, "reason": body.reason, "client": client},
+        actor=user.name,
+        detail={"control": KILL_SWITCH, "value": paused, "reason": reason, "client": client},
     )
     return await kill_switch(svc)
+
+
+async def _flip(svc: Services, request: Request, paused: bool, body: ControlBody | None) -> Any:
+    body = body or ControlBody()
+    user = user_of(request.scope) or User(ADMIN, "admin")
+    if body.actor is not None and body.actor != user.name:
+        return JSONResponse(
+            {
+                "detail": f"actor: {body.actor!r} is not you: the actor is the authenticated "
+                f"user ({user.name}); leave it out"
+            },
+            status_code=422,
+        )
+    client = request.client.host if request.client else None
+    return await flip(svc, user, paused, body.reason, client)
 
 
 OptionalBody = Annotated[ControlBody | None, Body()]

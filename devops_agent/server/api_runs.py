@@ -7,16 +7,20 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from devops_agent.alertmanager import Storable
+from devops_agent.approvals import approval_view
 from devops_agent.memory.runs import FINISHED, STATUSES, RunRecord
+from devops_agent.memory.users import RESERVED_NAMES
 from devops_agent.orchestration.events import sse
 from devops_agent.redact import redact_data
 from devops_agent.server import responses
+from devops_agent.server.auth import user_of
+from devops_agent.server.decisions import decide
 from devops_agent.server.deps import Services, services
 from devops_agent.server.views import changed_keys, run_view
 
@@ -29,7 +33,7 @@ STREAM_POLL_SECONDS = 1.0  # how often an idle event stream looks at the run's r
 
 # Names the agent itself records decisions under: a person answering as one of them could pass
 # for the policy (and skip the recheck of a step the policy approved by itself).
-RESERVED_APPROVERS = frozenset({"policy", "system", "alertmanager", "studio", "timeout"})
+RESERVED_APPROVERS = RESERVED_NAMES
 
 
 class ResumeBody(BaseModel):
@@ -37,14 +41,19 @@ class ResumeBody(BaseModel):
 
     decision: Literal["approve", "reject"]
     # Stored as given, never interpreted; only text a database cannot hold is refused.
-    approver: Annotated[str, Storable] = Field(min_length=1, max_length=200)
+    # Optional: the approver is the authenticated user; a different name is refused (422).
+    approver: Annotated[str, Storable] | None = Field(None, min_length=1, max_length=200)
     comment: Annotated[str, Storable] | None = Field(None, max_length=2000)
     # The request this decision answers (GET /approvals); a stale one is refused with 409.
     request_id: str | None = Field(None, max_length=64, pattern=r"^[0-9a-f]{1,64}$")
+    # Approve this alternative of the request (its `id`) instead of the plan.
+    override: int | None = Field(None, ge=0, le=100)
 
     @field_validator("approver")
     @classmethod
-    def _a_person(cls, value: str) -> str:
+    def _a_person(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.strip() or value.strip().lower() in RESERVED_APPROVERS:
             raise ValueError(
                 f"{value.strip()!r} is reserved for the agent's own decisions: name the person"
@@ -193,19 +202,14 @@ async def approvals(
         # Kept on the row since migration 0003; a run that began waiting before it has only
         # its checkpoint.
         request = row.approval_request or await svc.agent.pending_approval(row.run_id) or {}
+        view = approval_view(request)
         waiting.append(
             {
+                **view,
                 "run_id": row.run_id,
                 "incident_id": row.incident_id,
                 "service": row.service,
                 "waiting_since": row.awaiting_since,
-                "request_id": request.get("request_id"),
-                "reason": request.get("reason"),
-                "reasons": request.get("reasons") or [],
-                "deadline": request.get("deadline"),
-                "why": request.get("why"),
-                "diagnosis": request.get("diagnosis"),
-                "plan": request.get("plan"),
                 "resume": f"/runs/{row.run_id}/resume",
             }
         )
@@ -219,39 +223,17 @@ async def approvals(
     summary="Approve or reject a waiting run",
     responses={404: {}, 409: {}, 422: {}},
 )
-async def resume_run(run_id: str, body: ResumeBody, svc: Svc) -> JSONResponse:
-    await _row(svc, run_id)
-    decision = {
-        "decision": body.decision,
-        "approver": body.approver,
-        "comment": body.comment or "",
-        "request_id": body.request_id or "",
-    }
-    claimed = await svc.manager.decide(run_id, decision)
-    if claimed.stale:
+async def resume_run(run_id: str, body: ResumeBody, svc: Svc, request: Request) -> JSONResponse:
+    user = user_of(request.scope)
+    if user is not None and body.approver is not None and body.approver != user.name:
         return JSONResponse(
             {
-                "detail": f"request {body.request_id} is not the one run {run_id} waits on now "
-                f"({claimed.current_request}): read GET /approvals again",
-                "reason": "stale_request",
-                "request_id": claimed.current_request,
+                "detail": f"approver: {body.approver!r} is not you: the approver is the "
+                f"authenticated user ({user.name}); leave it out"
             },
-            status_code=409,
+            status_code=422,
         )
-    if claimed.late:
-        return JSONResponse(
-            {
-                "detail": f"run {run_id} waited past its deadline (APPROVAL_TIMEOUT): it expires now",
-                "reason": "expired",
-            },
-            status_code=409,
-        )
-    if not claimed:
-        row = await _row(svc, run_id)
-        return JSONResponse(
-            {"detail": f"run {run_id} is not waiting for approval (status {row.status})"},
-            status_code=409,
-        )
-    return JSONResponse(
-        {"run_id": run_id, "status": "running", "decision": body.decision}, status_code=202
+    decided = await decide(
+        svc, run_id, body.decision, user, body.comment or "", body.request_id, body.override
     )
+    return JSONResponse(decided.body, status_code=decided.status)

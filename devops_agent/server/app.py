@@ -24,18 +24,28 @@ from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.run_repo import RunRepo
+from devops_agent.memory.users import Users
 from devops_agent.monitoring import Monitor
 from devops_agent.orchestration.intake import Intake
 from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import MeteredHub, Metrics
 from devops_agent.orchestration.relay import Relay
 from devops_agent.runner import open_agent
-from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook
-from devops_agent.server.auth import AuthMiddleware, load_api_token
+from devops_agent.server import (
+    api_audit,
+    api_control,
+    api_ops,
+    api_runs,
+    api_users,
+    api_webhook,
+    ui,
+)
+from devops_agent.server.auth import Authenticator, AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
 from devops_agent.server.ratelimit import RateLimitMiddleware
 from devops_agent.server.schema import document_errors
+from devops_agent.server.sessions import Sessions, load_session_key
 from devops_agent.sources.watcher import EngineWatcher
 
 log = logging.getLogger(__name__)
@@ -145,6 +155,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if relay is not None:
                 await relay.stop()
             await repo.close()
+            await app.state.users.close()
             app.state.services = None
 
 
@@ -222,12 +233,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_runs.router)
     app.include_router(api_control.router)
     app.include_router(api_audit.router)
+    app.include_router(api_users.router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static, name="ui-static")
     document_errors(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)
     # Outermost first at runtime: metrics see every answer, auth runs before the body is read.
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(AuthMiddleware, api_token=api_token, webhook_token=webhook_token)
+    users = app.state.users = Users.from_url(settings.resolved_database_url)
+    app.state.sessions = sessions = Sessions(load_session_key(settings))
+    authenticator = app.state.authenticator = Authenticator(api_token, users, sessions, settings)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator, webhook_token=webhook_token)
     app.add_middleware(
         RateLimitMiddleware,
         rate=settings.rate_limit_per_second,

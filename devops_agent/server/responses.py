@@ -168,6 +168,7 @@ class ApprovalView(BaseModel):
     comment: str | None
     at: str | None
     request_id: str | None
+    override: dict[str, Any] | None = None
 
 
 class ActionView(BaseModel):
@@ -243,8 +244,11 @@ class ApprovalEntry(BaseModel):
     reasons: list[dict[str, Any]]
     deadline: str | None
     why: str | None
+    policy: str | None = None
     diagnosis: dict[str, Any] | None
     plan: dict[str, Any] | None
+    alternatives: list[dict[str, Any]] = []
+    learning: list[str] = []
     resume: str
 
 
@@ -257,3 +261,4 @@ class ResumeAccepted(BaseModel):
     run_id: str
     status: str
     decision: str
+    approver: str

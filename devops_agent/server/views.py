@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devops_agent.approvals import approval_view as request_shape
 from devops_agent.memory.runs import AlertRecord, RunRecord
 from devops_agent.redact import redact_data
 
@@ -67,7 +68,7 @@ def approval_view(state: dict[str, Any]) -> dict[str, Any] | None:
     approval = state.get("approval")
     if not approval:
         return None
-    keys = ("decision", "approver", "comment", "at", "request_id")
+    keys = ("decision", "approver", "comment", "at", "request_id", "override")
     return {key: approval.get(key) for key in keys}
 
 
@@ -76,8 +77,7 @@ def request_view(row: RunRecord, state: dict[str, Any]) -> dict[str, Any] | None
     request = row.approval_request or state.get("approval_request")
     if not request or row.status != "awaiting_approval":
         return None
-    keys = ("request_id", "reason", "reasons", "why", "deadline", "attempt", "scope", "policy")
-    return {key: request.get(key) for key in keys}
+    return request_shape(request)
 
 
 def action_view(action: dict[str, Any]) -> dict[str, Any]:

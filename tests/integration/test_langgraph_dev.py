@@ -95,5 +95,5 @@ async def test_studio_graph_waits_for_approval_and_resumes(langgraph_dev: str, l
     )
     final = await client.threads.get_state(thread["thread_id"])
     assert final["next"] == [] and final["values"]["outcome"] == "resolved"
-    assert final["values"]["approval"]["approver"] == "studio"
+    assert final["values"]["approval"]["approver"] == "studio:studio"  # recorded as from Studio
     assert probe(app.health_url) == 200

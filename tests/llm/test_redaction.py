@@ -10,6 +10,7 @@ while the lines around them (and the masked lines themselves) did reach the mode
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
@@ -171,13 +172,17 @@ def test_no_secret_of_the_corpus_leaves_the_agent(
         waiting = server.wait_status(run_id, "awaiting_approval")
         approvals = server.get("/approvals").json()
         assert [a["run_id"] for a in approvals["approvals"]] == [run_id]
+        pages = [server.get("/ui/approvals").text]  # the console shows what the API shows
         # The request reaches the hook before the answer: an approval request still in the
         # outbox when its run is decided is dropped as stale, by design.
         wait_for(lambda: receiver.bodies, 30, what="the approval request")
         assert server.resume(run_id, "reject", comment="not now").status_code == 202
         final = server.wait_status(run_id, "completed")
         wait_for(lambda: len(receiver.bodies) >= 2, 30, what="the escalation")
+        pages += [server.get(path).text for path in (f"/ui/runs/{run_id}", "/ui/runs", "/ui/audit")]
+        assert run_id in pages[0] and "***" in pages[0]
         answers = [
+            [html.unescape(page) for page in pages],
             waiting,
             approvals,
             final,

@@ -29,7 +29,7 @@ def test_events_from_the_other_replica_follow_the_run_to_its_end(
     events: list[dict[str, Any]] = []
     reader = read_events(second, run_id, events)  # subscribed on the replica that will not run it
     wait_for(lambda: bool(events), timeout=30, what="the stream's first state")
-    assert first.resume(run_id, "approve", "ana").status_code == 202
+    assert first.resume(run_id, "approve").status_code == 202
     reader.join(timeout=60)
 
     assert not reader.is_alive(), f"the stream did not end: {events}"

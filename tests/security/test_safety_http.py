@@ -30,7 +30,10 @@ def test_kill_switch_on_a_real_container(
 ) -> None:
     srv = make_server(**AUTONOMOUS)
     assert srv.get("/status").json()["kill_switch"]["actions_paused"] is False
-    paused = srv.post("/control/pause-actions", json={"actor": "ana", "reason": "change freeze"})
+    ana = srv.add_user("ana", "admin")
+    with srv.client(ana) as client:  # the actor is the authenticated user
+        assert client.post("/control/pause-actions", json={"actor": "bo"}).status_code == 422
+        paused = client.post("/control/pause-actions", json={"reason": "change freeze"})
     assert paused.status_code == 200, paused.text
     assert paused.json()["actions_paused"] is True and paused.json()["updated_by"] == "ana"
     assert srv.get("/status").json()["kill_switch"]["actions_paused"] is True
@@ -44,19 +47,17 @@ def test_kill_switch_on_a_real_container(
     assert docker_client.containers.get(held.name).status == "exited"
     assert starts(docker_client, held.name, since) == []
 
-    # approver names and comments are stored as given, never interpreted
-    assert (
-        srv.resume(run_id, "reject", approver=HOSTILE_NAME, comment=HOSTILE_COMMENT).status_code
-        == 202
-    )
+    # the approver is the authenticated user; comments are stored as given, never interpreted
+    assert srv.resume(run_id, "reject", approver=HOSTILE_NAME).status_code == 422
+    assert srv.resume(run_id, "reject", comment=HOSTILE_COMMENT).status_code == 202
     run = srv.wait_status(run_id, "completed")
     assert run["outcome"] == "rejected" and run["actions"] == []
-    assert run["approval"]["approver"] == HOSTILE_NAME
+    assert run["approval"]["approver"] == "admin"
     assert run["approval"]["comment"] == HOSTILE_COMMENT
     rows = srv.get("/audit", params={"run_id": run_id, "kind": "approval"}).json()["rows"]
-    assert [r["actor"] for r in rows] == [HOSTILE_NAME]
+    assert [r["actor"] for r in rows] == ["admin"]
 
-    resumed = srv.post("/control/resume-actions")  # no body: the actor is "api"
+    resumed = srv.post("/control/resume-actions")  # AGENT_API_TOKEN: the actor is "admin"
     assert resumed.status_code == 200 and resumed.json()["actions_paused"] is False
     acted = lab.crashed()
     since = time.time()
@@ -66,7 +67,10 @@ def test_kill_switch_on_a_real_container(
     assert starts(docker_client, acted.name, since)
 
     controls = srv.get("/audit", params={"kind": "control"}).json()["rows"]
-    assert [(r["actor"], r["detail"]["value"]) for r in controls] == [("ana", True), ("api", False)]
+    assert [(r["actor"], r["detail"]["value"]) for r in controls] == [
+        ("ana", True),
+        ("admin", False),
+    ]
     assert controls[0]["detail"]["reason"] == "change freeze"
     assert srv.get("/audit/verify").json()["ok"] is True
 
@@ -88,7 +92,7 @@ def test_dry_run_on_a_real_container(
 def test_audit_endpoints_and_a_tampered_row(make_server: Callable[..., Server], lab: Lab) -> None:
     srv = make_server()
     for actor in ("ana", "bo", "cy"):
-        srv.post("/control/pause-actions", json={"actor": actor})
+        srv.post("/control/pause-actions", json={"reason": actor})
     healthy = lab.healthy("audited")
     run = srv.wait_status(_run_id(srv, healthy.name), "completed")
     page = srv.get("/audit", params={"limit": 2}).json()

@@ -172,10 +172,25 @@ class Server:
         return self.wait_run(run_id, lambda r: r["status"] in statuses, "/".join(statuses))
 
     def resume(
-        self, run_id: str, decision: str, approver: str = "ana", **extra: Any
+        self, run_id: str, decision: str, token: str | None = None, **extra: Any
     ) -> httpx.Response:
-        body = {"decision": decision, "approver": approver, **extra}
-        return self.post(f"/runs/{run_id}/resume", json=body)
+        """Decide as the user of `token` (default: AGENT_API_TOKEN, the user `admin`)."""
+        body = {"decision": decision, **extra}
+        with self.client(token) as client:
+            return client.post(f"/runs/{run_id}/resume", json=body)
+
+    def add_user(self, name: str, role: str, *extra: str) -> str:
+        """`devops-agent users add NAME --role ROLE` on this server's database: the token."""
+        done = subprocess.run(
+            [sys.executable, "-m", "devops_agent", "users", "add", name, "--role", role, *extra],
+            cwd=self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,  # a limit, not a measure: a loaded machine imports slowly
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
 
 def fixture(name: str) -> dict[str, Any]:

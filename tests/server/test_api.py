@@ -35,6 +35,9 @@ GUARDED = [
     ("GET", "/debug/docker"),
     ("GET", "/orchestrator/status"),
     ("GET", "/patterns"),
+    ("GET", "/users"),
+    ("POST", "/users"),
+    ("DELETE", "/users/some-user"),
     ("GET", "/metrics"),
     ("GET", "/docs"),
     ("GET", "/redoc"),
@@ -64,7 +67,7 @@ def test_every_endpoint_needs_the_token(server: Server, method: str, path: str) 
 
 def test_the_openapi_routes_match_the_guarded_list(server: Server) -> None:
     paths = set(server.get("/openapi.json").json()["paths"])
-    listed = {p.replace("some-run", "{run_id}") for _, p in GUARDED}
+    listed = {p.replace("some-run", "{run_id}").replace("some-user", "{name}") for _, p in GUARDED}
     assert paths - listed == {"/health", "/webhook/alerts"}
 
 
@@ -195,7 +198,7 @@ def test_resume_errors(server: Server) -> None:
     run_id = server.webhook(alert_payload("no-such-service-resume")).json()["runs"][0]["run_id"]
     for body in (
         {"decision": "maybe", "approver": "ana"},
-        {"decision": "approve"},
+        {"decision": "approve", "approver": "ana"},  # not the authenticated user (admin)
         {"decision": "approve", "approver": ""},
         {"approver": "ana"},
         [],

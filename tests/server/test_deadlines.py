@@ -30,7 +30,7 @@ def test_a_late_decision_is_refused_and_the_run_expires(
         past = (datetime.now(UTC) - timedelta(seconds=1)).replace(tzinfo=None)
         db.execute("UPDATE runs SET decide_by = ? WHERE run_id = ?", (past.isoformat(" "), run_id))
     since = datetime.now(UTC).timestamp()
-    late = srv.resume(run_id, "approve", "ana")
+    late = srv.resume(run_id, "approve")
     assert late.status_code == 409 and late.json()["reason"] == "expired", late.text
     run = srv.wait_status(run_id, "completed")
     assert (run["outcome"], run["escalation_reason"]) == ("escalated", "expired"), run

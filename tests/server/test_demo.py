@@ -144,7 +144,7 @@ def test_demo_left_to_a_person_then_the_printed_curl_line_decides_it(
     answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
     assert '"decision":"approve"' in answer.stdout, answer
     run = server.wait_status(shown.run_id, "completed")
-    assert run["outcome"] == "resolved" and run["approval"]["approver"] == "you"
+    assert run["outcome"] == "resolved" and run["approval"]["approver"] == "admin"
     wait_for(lambda: probe(shown.health_url) == 200, timeout=30, what="the service to answer")
 
 

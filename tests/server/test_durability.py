@@ -68,13 +68,13 @@ def test_sigkill_after_the_decision_keeps_it_and_acts_once(
     since = time.time()
     run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
     server.wait_status(run_id, "awaiting_approval")
-    assert server.resume(run_id, "approve", "ana").status_code == 202
+    assert server.resume(run_id, "approve").status_code == 202
     assert server.proc is not None
     server.proc.wait(timeout=DEADLINE)  # killed at the point
     server.extra_env.pop("DEVOPS_AGENT_FAULTS")
     server.start()
     run = server.wait_status(run_id, "completed", "failed")
-    assert (run["outcome"], run["approval"]["approver"]) == ("resolved", "ana"), run
+    assert (run["outcome"], run["approval"]["approver"]) == ("resolved", "admin"), run
     assert [a["status"] for a in run["actions"]] == ["succeeded"], run
     assert len(starts(docker_client, app.name, since)) == 1
     assert container_state(docker_client, app.name)["Running"]

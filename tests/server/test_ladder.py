@@ -67,7 +67,7 @@ def test_three_approved_fixes_then_the_fourth_by_itself_and_a_failure_demotes(
         run_id = crash()
         waiting = srv.wait_status(run_id, "awaiting_approval")
         assert waiting["approval_request"]["reason"] == "risk_above_auto", waiting
-        assert srv.resume(run_id, "approve", "ana").status_code == 202
+        assert srv.resume(run_id, "approve").status_code == 202
         assert srv.wait_status(run_id, "completed")["outcome"] == "resolved"
     (pattern,) = [p for p in srv.get("/patterns").json()["patterns"] if p["service"] == app.name]
     assert pattern["promoted"] is True and pattern["approved_held_in_a_row"] == 3, pattern

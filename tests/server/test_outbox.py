@@ -50,7 +50,7 @@ def test_an_escalation_is_retried_until_the_receiver_takes_it(
     srv = make_server(NOTIFY_WEBHOOK_URL=receiver.url)
     run_id = srv.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
     srv.wait_status(run_id, "awaiting_approval")
-    assert srv.resume(run_id, "reject", "ana").status_code == 202
+    assert srv.resume(run_id, "reject").status_code == 202
     srv.wait_status(run_id, "completed")
     wait_for(lambda: len(ids(receiver, "escalation")) >= 2, timeout=60, what="retries")
     assert srv.get("/status").json()["notifications"]["backlog"] >= 1

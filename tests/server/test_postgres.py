@@ -57,11 +57,6 @@ def test_text_postgres_cannot_hold_is_a_4xx_not_a_5xx(
     server = make_server(DATABASE_URL=pg_url, AUDIT_KEY=PG_AUDIT_KEY)
     assert server.get("/runs/abc%00def").status_code == 404
     assert server.get("/runs/" + "x" * 500).status_code == 404
-    assert (
-        server.post(
-            "/runs/abc%00def/resume", json={"decision": "approve", "approver": "a"}
-        ).status_code
-        == 404
-    )
+    assert server.post("/runs/abc%00def/resume", json={"decision": "approve"}).status_code == 404
     assert server.get("/runs", params={"service": "web\x00"}).status_code == 422
     assert server.get("/health").status_code == 200

@@ -14,7 +14,7 @@ def test_a_finished_run_reads_the_same_without_its_checkpoints(server: Server, l
     app = lab.crashed()
     run_id = server.webhook(alert_payload(app.name)).json()["runs"][0]["run_id"]
     server.wait_status(run_id, "awaiting_approval")
-    assert server.resume(run_id, "approve", "ana").status_code == 202
+    assert server.resume(run_id, "approve").status_code == 202
     before = server.wait_status(run_id, "completed")
     assert before["outcome"] == "resolved" and before["diagnosis"]["category"] == "crash"
     assert [a["status"] for a in before["actions"]] == ["succeeded"] and before["validation"]

@@ -166,7 +166,7 @@ def test_a_decision_answers_its_request_not_the_next_one(
     first = srv.get("/approvals").json()["approvals"][0]
     assert first["run_id"] == run_id and first["reason"] == "safety_mode"
     since = time.time()
-    response = srv.resume(run_id, "approve", "ana", request_id=first["request_id"])
+    response = srv.resume(run_id, "approve", request_id=first["request_id"])
     assert response.status_code == 202, response.text
     assert srv.proc is not None
     srv.proc.wait(timeout=120)  # killed as attempt 2's request was about to be recorded
@@ -178,9 +178,10 @@ def test_a_decision_answers_its_request_not_the_next_one(
     assert second["request_id"] != first["request_id"] and second["attempt"] == 2, run
     assert mutations(docker_client, app.container_id, since).count("restart") == 1
 
-    stale = srv.resume(run_id, "approve", "ana", request_id=first["request_id"])
+    stale = srv.resume(run_id, "approve", request_id=first["request_id"])
     assert stale.status_code == 409 and stale.json()["reason"] == "stale_request", stale.text
-    assert srv.resume(run_id, "reject", "bo", request_id=second["request_id"]).status_code == 202
+    bo = srv.add_user("bo", "approver")
+    assert srv.resume(run_id, "reject", bo, request_id=second["request_id"]).status_code == 202
     run = srv.wait_status(run_id, "completed")
     assert (run["outcome"], run["approval"]["approver"]) == ("rejected", "bo"), run
     assert mutations(docker_client, app.container_id, since).count("restart") == 1
@@ -188,7 +189,7 @@ def test_a_decision_answers_its_request_not_the_next_one(
 
 @pytest.mark.parametrize("approver", ["policy", "system", "alertmanager", "studio", " ", "Policy"])
 def test_reserved_approver_names_are_refused(server: Server, approver: str) -> None:
-    response = server.resume("any-run", "approve", approver)
+    response = server.resume("any-run", "approve", approver=approver)
     assert response.status_code == 422, response.text
     assert "approver" in response.text
 
