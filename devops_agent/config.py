@@ -67,6 +67,10 @@ EXAMPLES: dict[str, str] = {
     "webhook_token": "<a long random string: openssl rand -hex 32>",
     "agent_api_token": "<a long random string: openssl rand -hex 32>",
     "redact_identifiers": "false",
+    "otel_exporter_otlp_endpoint": "http://127.0.0.1:4318",
+    "public_url": "https://agent.example.com",
+    "slack_api_url": "https://slack.com/api/",
+    "slack_users": "U0123ABCD=ana:approver,U0456EFGH=bo:viewer",
 }
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
@@ -266,6 +270,50 @@ class Settings(BaseSettings):
             return self.openai_api_key is not None
         return self.reasoner == "llm"
 
+    # -- issue 16: traces, Slack approvals, the MCP server ------------------------------------
+    # The standard OpenTelemetry variable: a base URL; traces go over OTLP/HTTP to its /v1/traces.
+    otel_exporter_otlp_endpoint: str | None = None
+    # Where people reach the service, for links in notifications (the console's "Open" button).
+    public_url: str | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    # Slack's Web API; tests point it at a local server that speaks the same methods.
+    slack_api_url: str = "https://slack.com/api/"
+    # Until the users of issue 15 land: Slack user ids and who they are, `U123=name:role,...`
+    # (devops_agent/identity.py, the seam to switch to the users table).
+    slack_users: str = ""
+
+    @field_validator(
+        "otel_exporter_otlp_endpoint",
+        "public_url",
+        "slack_bot_token",
+        "slack_channel",
+        "slack_signing_secret",
+        mode="before",
+    )
+    @classmethod
+    def _issue16_empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("otel_exporter_otlp_endpoint", "public_url", "slack_api_url")
+    @classmethod
+    def _issue16_http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value, ("http", "https"))
+        return value
+
+    @field_validator("slack_users")
+    @classmethod
+    def _issue16_slack_users(cls, value: str) -> str:
+        parse_slack_users(value)
+        return value
+
+    @property
+    def slack_enabled(self) -> bool:
+        """SLACK_BOT_TOKEN and SLACK_CHANNEL: approval requests go to Slack."""
+        return self.slack_bot_token is not None and self.slack_channel is not None
+
 
 def check_url(value: str, schemes: tuple[str, ...]) -> None:
     """Raise ValueError unless `value` is a URL of one of `schemes` with a host (or, for
@@ -294,6 +342,21 @@ def parse_targets(text: str) -> dict[str, str]:
         if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
             raise ValueError(f"entry {item!r} is not name=http://host:port/path")
         found[name.strip()] = url.strip()
+    return found
+
+
+ROLES = ("viewer", "approver", "admin")  # each may do what the ones before it may
+
+
+def parse_slack_users(text: str) -> dict[str, tuple[str, str]]:
+    """Parse SLACK_USERS, `U123=name:role,...`, into {slack id: (name, role)}."""
+    found: dict[str, tuple[str, str]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        slack_id, sep, who = item.partition("=")
+        name, _, role = who.partition(":")
+        if not sep or not slack_id.strip() or not name.strip() or role.strip() not in ROLES:
+            raise ValueError(f"entry {item!r} is not SLACKID=name:role (role {'/'.join(ROLES)})")
+        found[slack_id.strip()] = (name.strip(), role.strip())
     return found
 
 

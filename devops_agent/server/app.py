@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import devops_agent.memory.runs  # noqa: F401  (registers the run tables before the schema is set up)
+from devops_agent import telemetry
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
@@ -74,6 +75,18 @@ async def _sweep(manager: RunManager, timeout: float) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
+    telemetry.configure(
+        settings.otel_exporter_otlp_endpoint, settings.service_name, settings.service_version
+    )
+    try:
+        async with _serving(app, settings, metrics):
+            yield
+    finally:
+        telemetry.shutdown()
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
     async with open_agent(AgentContext.from_settings(settings)) as agent:
         repo = RunRepo.from_url(settings.resolved_database_url)
         await repo.setup()
