@@ -211,6 +211,21 @@ def _command_problem(settings: Settings) -> str | None:
     return f"cannot start: {problem}" if problem else None
 
 
+def _mcp(settings: Settings) -> int:
+    """`devops-agent mcp`: never opens the store; the service at DEVOPS_AGENT_URL answers."""
+    from devops_agent.server.mcp_stdio import DEFAULT_URL, serve_stdio
+
+    if settings.devops_agent_token is None:
+        print(
+            "error: invalid settings: DEVOPS_AGENT_TOKEN is required for `devops-agent mcp` "
+            "(example: DEVOPS_AGENT_TOKEN=<your API token>)",
+            file=sys.stderr,
+        )
+        return 2
+    url = settings.devops_agent_url or DEFAULT_URL
+    return asyncio.run(serve_stdio(url, settings.devops_agent_token.get_secret_value()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devops-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--url", help="the running service (default DEVOPS_AGENT_URL, else :8001)")
     demo.add_argument("--token", help="its API token (default DEVOPS_AGENT_TOKEN, DATA_DIR/...)")
+    sub.add_parser(
+        "mcp", help="an MCP server on stdio, for IDE assistants (DEVOPS_AGENT_URL/_TOKEN)"
+    )
     evaluate = sub.add_parser(
         "eval", help="run the fault scenarios against the agent and baselines"
     )
@@ -295,6 +313,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         only = [i.strip() for i in args.only.split(",") if i.strip()] if args.only else None
         return evaluate_main(args.scenarios, only, args.report, args.quick)
+    if args.command == "mcp":
+        return _mcp(settings)
     problem = _command_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

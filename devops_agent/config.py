@@ -71,6 +71,7 @@ EXAMPLES: dict[str, str] = {
     "public_url": "https://agent.example.com",
     "slack_api_url": "https://slack.com/api/",
     "slack_users": "U0123ABCD=ana:approver,U0456EFGH=bo:viewer",
+    "agent_tokens": "ana:approver:<sha256 hex of her token: printf %s TOKEN | sha256sum>",
 }
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
@@ -283,6 +284,9 @@ class Settings(BaseSettings):
     # Until the users of issue 15 land: Slack user ids and who they are, `U123=name:role,...`
     # (devops_agent/identity.py, the seam to switch to the users table).
     slack_users: str = ""
+    # Until then too: more API users for /mcp, `name:role:sha256-of-token,...` (AGENT_API_TOKEN
+    # is the user admin). Replaced by `devops-agent users add` at merge.
+    agent_tokens: str = ""
 
     @field_validator(
         "otel_exporter_otlp_endpoint",
@@ -307,6 +311,12 @@ class Settings(BaseSettings):
     @classmethod
     def _issue16_slack_users(cls, value: str) -> str:
         parse_slack_users(value)
+        return value
+
+    @field_validator("agent_tokens")
+    @classmethod
+    def _issue16_agent_tokens(cls, value: str) -> str:
+        parse_agent_tokens(value)
         return value
 
     @property
@@ -357,6 +367,21 @@ def parse_slack_users(text: str) -> dict[str, tuple[str, str]]:
         if not sep or not slack_id.strip() or not name.strip() or role.strip() not in ROLES:
             raise ValueError(f"entry {item!r} is not SLACKID=name:role (role {'/'.join(ROLES)})")
         found[slack_id.strip()] = (name.strip(), role.strip())
+    return found
+
+
+def parse_agent_tokens(text: str) -> dict[str, tuple[str, str]]:
+    """Parse AGENT_TOKENS, `name:role:sha256hex,...`, into {sha256 hex: (name, role)}."""
+    found: dict[str, tuple[str, str]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, role, digest = ([*item.split(":"), "", ""])[:3]
+        digest = digest.strip().lower()
+        valid = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        if not name.strip() or role.strip() not in ROLES or not valid or item.count(":") != 2:
+            raise ValueError(
+                f"entry {item.split(':')[0]!r}... is not name:role:sha256-hex-of-the-token"
+            )
+        found[digest] = (name.strip(), role.strip())
     return found
 
 

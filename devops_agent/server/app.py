@@ -21,6 +21,7 @@ from devops_agent import telemetry
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
+from devops_agent.identity import directory_for
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.monitoring import Monitor
 from devops_agent.orchestration.intake import Intake
@@ -28,10 +29,18 @@ from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import MeteredHub, Metrics
 from devops_agent.orchestration.relay import Relay
 from devops_agent.runner import open_agent
-from devops_agent.server import api_audit, api_control, api_ops, api_runs, api_webhook
+from devops_agent.server import (
+    api_audit,
+    api_control,
+    api_identity,
+    api_ops,
+    api_runs,
+    api_webhook,
+)
 from devops_agent.server.auth import AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
+from devops_agent.server.mcp_http import McpEndpoint, McpMiddleware
 from devops_agent.server.ratelimit import RateLimitMiddleware
 from devops_agent.server.schema import document_errors
 
@@ -79,7 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.otel_exporter_otlp_endpoint, settings.service_name, settings.service_version
     )
     try:
-        async with _serving(app, settings, metrics):
+        async with app.state.mcp.run(), _serving(app, settings, metrics):
             yield
     finally:
         telemetry.shutdown()
@@ -204,12 +213,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_runs.router)
     app.include_router(api_control.router)
     app.include_router(api_audit.router)
+    app.include_router(api_identity.router)
     document_errors(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)
     # Outermost first at runtime: metrics see every answer, auth runs before the body is read.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AuthMiddleware, api_token=api_token, webhook_token=webhook_token)
+    # /mcp authenticates its own callers (users' tokens and roles), outside AGENT_API_TOKEN's.
+    app.state.directory = directory = directory_for(settings, api_token)
+    app.state.mcp = mcp = McpEndpoint(app, api_token, directory)
+    app.add_middleware(McpMiddleware, endpoint=mcp)
     app.add_middleware(
         RateLimitMiddleware,
         rate=settings.rate_limit_per_second,
