@@ -23,11 +23,13 @@ from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
 from devops_agent.identity import directory_for
 from devops_agent.memory.run_repo import RunRepo
+from devops_agent.memory.slack_messages import SlackMessages
 from devops_agent.monitoring import Monitor
 from devops_agent.orchestration.intake import Intake
 from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import MeteredHub, Metrics
 from devops_agent.orchestration.relay import Relay
+from devops_agent.orchestration.slack import SlackChannel
 from devops_agent.runner import open_agent
 from devops_agent.server import (
     api_audit,
@@ -37,6 +39,7 @@ from devops_agent.server import (
     api_runs,
     api_webhook,
 )
+from devops_agent.server import slack as slack_routes
 from devops_agent.server.auth import AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
@@ -101,6 +104,11 @@ async def _serving(app: FastAPI, settings: Settings, metrics: Metrics) -> AsyncI
         await repo.setup()
         hub = MeteredHub(metrics, repo)  # an EventHub that also counts run metrics
         base = public_url(settings)
+        slack = (
+            SlackChannel(settings, SlackMessages(repo.engine), base)
+            if settings.slack_enabled
+            else None
+        )
         manager = RunManager(
             agent,
             repo,
@@ -108,6 +116,7 @@ async def _serving(app: FastAPI, settings: Settings, metrics: Metrics) -> AsyncI
             metrics,
             max_concurrent=max_concurrent_runs(settings),
             resume_url=lambda run_id: f"{base}/runs/{run_id}/resume",
+            slack=slack,
         )
         intake = Intake(repo, manager, metrics)
         monitor = Monitor(
@@ -214,6 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_control.router)
     app.include_router(api_audit.router)
     app.include_router(api_identity.router)
+    app.include_router(slack_routes.router)
     document_errors(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)

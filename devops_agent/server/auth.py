@@ -21,7 +21,8 @@ from devops_agent.config import Settings
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api-token"  # noqa: S105 (a file name, not a secret)
-OPEN_PATHS = frozenset({"/health"})
+# /slack/interactions is authenticated by Slack's request signature (server/slack.py).
+OPEN_PATHS = frozenset({"/health", "/slack/interactions"})
 WEBHOOK_PATH = "/webhook/alerts"
 _UNAUTHORIZED = json.dumps({"detail": "unauthorized"}).encode()
 
