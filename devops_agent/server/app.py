@@ -91,9 +91,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.otel_exporter_otlp_endpoint, settings.service_name, settings.service_version
     )
     try:
-        async with app.state.mcp.run(), _serving(app, settings, metrics):
+        async with _serving(app, settings, metrics):
             yield
     finally:
+        await app.state.mcp.close()
         telemetry.shutdown()
 
 

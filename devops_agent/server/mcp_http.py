@@ -4,18 +4,18 @@ own HTTP API in process, as AGENT_API_TOKEN, with the caller's name as the appro
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devops_agent.identity import Directory, Identity
 from devops_agent.server.auth import bearer
-from devops_agent.server.mcp_tools import Desk, build_mcp
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
 
 MCP_PATH = "/mcp"
 IDENTITY = "devops_agent.identity"  # where the caller is kept in the ASGI scope
@@ -37,29 +37,68 @@ async def identity_of(ctx: Context) -> Identity | None:
 
 
 class McpEndpoint:
-    """The service's MCP server and the ASGI handler of /mcp."""
+    """The service's MCP server and the ASGI handler of /mcp, built on the first request (the
+    SDK is a large import that the service's start need not wait for); its session manager
+    runs in a task of its own until `close()`."""
 
     def __init__(self, app: ASGIApp, api_token: str, directory: Directory) -> None:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
+        self.app = app
+        self.api_token = api_token
+        self.directory = directory
+        self._handler: ASGIApp | None = None
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def handler(self) -> ASGIApp:
+        if self._handler is None:
+            async with self._lock:
+                if self._handler is None:
+                    self._handler = await self._start()
+        return self._handler
+
+    async def _start(self) -> ASGIApp:
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from devops_agent.server.mcp_tools import Desk, build_mcp
+
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
             base_url="http://devops-agent.internal",
-            headers={"Authorization": f"Bearer {api_token}"},
+            headers={"Authorization": f"Bearer {self.api_token}"},
             timeout=30,
         )
-        self.desk = Desk(client)
-        self.directory = directory
-        self.server: MCPServer = build_mcp(lambda _ctx: self.desk, identity_of, identity_of_request)
+        desk = Desk(self._client)
+        server = build_mcp(lambda _ctx: desk, identity_of, identity_of_request)
         # Every request carries a bearer token, which a DNS-rebinding page cannot add, so the
         # Host check (meant for unauthenticated local servers) would only refuse proxies.
-        self.server.streamable_http_app(
+        server.streamable_http_app(
             streamable_http_path=MCP_PATH,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        self.handler = StreamableHTTPASGIApp(self.server.session_manager)
+        ready = asyncio.Event()
 
-    def run(self) -> Any:
-        """The session manager's task group; runs for the service's lifetime."""
-        return self.server.session_manager.run()
+        async def hold() -> None:
+            async with server.session_manager.run():
+                ready.set()
+                await self._stop.wait()
+
+        self._task = asyncio.create_task(hold(), name="mcp-sessions")
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({self._task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.is_set():
+            waiting.cancel()
+            await self._task  # raises what stopped it
+        return StreamableHTTPASGIApp(server.session_manager)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        if self._client is not None:
+            await self._client.aclose()
 
 
 class McpMiddleware:
@@ -79,7 +118,8 @@ class McpMiddleware:
         if who is None:
             await _refuse(send)
             return
-        await self.endpoint.handler({**scope, IDENTITY: who}, receive, send)
+        handler = await self.endpoint.handler()
+        await handler({**scope, IDENTITY: who}, receive, send)
 
 
 async def _refuse(send: Send) -> None:

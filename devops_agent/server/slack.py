@@ -7,7 +7,8 @@ who must hold the approver role, and the decision goes the way of `POST /runs/{i
 (RunManager.decide, with the button's request_id: a click on a request that is no longer
 current changes nothing). The message then shows who decided. Slack wants a 200 for every
 click it delivered; a refusal is told to the one who clicked (an ephemeral message) and
-answered `{"ok": false, "reason": ...}`; a request that is not Slack's is a 401.
+answered `{"ok": false, "reason": ...}`; a request that is not Slack's (or any, when Slack is
+not configured) is a 401.
 """
 
 from __future__ import annotations
@@ -85,18 +86,19 @@ def parse_click(body: bytes) -> Click | str:
     PATH,
     summary="Slack's interactivity requests: Approve and Reject clicks (signed by Slack)",
     response_model=SlackAnswer,
-    responses={401: {}, 404: {}, 400: {}},
+    responses={401: {}, 400: {}},
 )
 async def interactions(request: Request, svc: Svc) -> JSONResponse:
     settings = svc.settings
     slack: SlackChannel | None = svc.manager.slack
+    # Without a signing secret nothing can be Slack's; a failure says nothing about why.
     if settings.slack_signing_secret is None or slack is None:
-        return JSONResponse({"detail": "Slack is not configured"}, status_code=404)
+        return JSONResponse({"detail": "unauthorized"}, status_code=401)
     body = await request.body()
     verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
     if not verifier.is_valid_request(body, dict(request.headers)):
         log.warning("refused a Slack interaction: bad signature or timestamp")
-        return JSONResponse({"detail": "bad or expired Slack signature"}, status_code=401)
+        return JSONResponse({"detail": "unauthorized"}, status_code=401)
     click = parse_click(body)
     if isinstance(click, str):
         status = 400 if click == "malformed payload" else 200
