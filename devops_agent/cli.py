@@ -212,6 +212,21 @@ def _command_problem(settings: Settings) -> str | None:
     return f"cannot start: {problem}" if problem else None
 
 
+def _mcp(settings: Settings) -> int:
+    """`devops-agent mcp`: never opens the store; the service at DEVOPS_AGENT_URL answers."""
+    from devops_agent.server.mcp_stdio import DEFAULT_URL, serve_stdio
+
+    if settings.devops_agent_token is None:
+        print(
+            "error: invalid settings: DEVOPS_AGENT_TOKEN is required for `devops-agent mcp` "
+            "(example: DEVOPS_AGENT_TOKEN=<your API token>)",
+            file=sys.stderr,
+        )
+        return 2
+    url = settings.devops_agent_url or DEFAULT_URL
+    return asyncio.run(serve_stdio(url, settings.devops_agent_token.get_secret_value()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devops-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     gateway_serve = gateway_sub.add_parser("serve", help="carry out intents on this host's engine")
     gateway_serve.add_argument("--host", default="127.0.0.1")
     gateway_serve.add_argument("--port", type=int, default=8700)
+    sub.add_parser(
+        "mcp", help="an MCP server on stdio, for IDE assistants (DEVOPS_AGENT_URL/_TOKEN)"
+    )
     evaluate = sub.add_parser(
         "eval", help="run the fault scenarios against the agent and baselines"
     )
@@ -330,6 +348,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         alternative = getattr(args, "alternative", None)
         return decide_command(settings, args.run, args.command, args.comment, alternative)
+    if args.command == "mcp":
+        return _mcp(settings)
     problem = _command_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -12,73 +12,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devops_agent import __version__
 from devops_agent.dburl import DatabaseUrl
+from devops_agent.examples import EXAMPLES
 from devops_agent.infra import (
     DOCKER_SCHEMES,
-    INFRA_EXAMPLES,
     check_url,
     infra_problem,
     parse_engines,
     parse_operations,
+    parse_targets,
 )
 from devops_agent.operations import Risk
-
-# An example of a right value for each setting, shown when a value is wrong.
-EXAMPLES: dict[str, str] = {
-    "environment": "development",
-    "log_level": "INFO",
-    "api_port": "8001",
-    "database_url": "sqlite+aiosqlite:///./data/agent.db",
-    "reasoner": "rules",
-    "llm_temperature": "0.1",
-    "llm_max_tokens": "2000",
-    "llm_timeout": "60",
-    "confidence_threshold": "0.8",
-    "auto_approve_max_risk": "low",
-    "max_attempts": "2",
-    "approval_timeout": "3600",
-    "infra_backend": "docker",
-    "monitoring_interval": "30",
-    "target_services": "checkout=http://127.0.0.1:8080/health,cart=http://127.0.0.1:8081/health",
-    "market_predictor_url": "http://127.0.0.1:8000/health",
-    "notify_webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX",
-    "max_replicas": "10",
-    "validate_timeout": "30",
-    "validate_settle": "30",
-    "crash_loop_window": "300",
-    "remediation_cooldown": "600",
-    "alertmanager_url": "http://127.0.0.1:9093",
-    "autonomy_ladder": "false",
-    "autonomy_promote_after": "3",
-    "probe_timeout": "3",
-    "probe_quick_timeout": "0.5",
-    "llm_structured_output": "function_calling",
-    "llm_max_tool_calls": "8",
-    "max_concurrent_runs": "8",
-    "policy_file": "./policy.yaml",
-    "workflows_dir": "./workflows",
-    "max_actions_per_service_per_hour": "3",
-    "max_actions_per_hour": "20",
-    "max_targets_per_run": "3",
-    "max_scale_step": "2",
-    "breaker_failures": "3",
-    "breaker_cooldown": "3600",
-    "execute_command_allowlist": "nginx -s reload;redis-cli ping",
-    "run_lease_seconds": "30",
-    "checkpoint_retention": "604800",
-    "prometheus_url": "http://127.0.0.1:9090",
-    "session_key": "<64 hex characters, e.g. from: openssl rand -hex 32>",
-    "trusted_proxies": "127.0.0.1,10.0.0.0/8",
-    "rate_limit_per_second": "100",
-    "rate_limit_burst": "1000",
-    "docker_host": "unix:///var/run/docker.sock",
-    "openai_base_url": "http://127.0.0.1:11434/v1",
-    "devops_agent_url": "http://127.0.0.1:8001",
-    "audit_key": "<the content of DATA_DIR/audit-key, or: openssl rand -hex 32>",
-    "webhook_token": "<a long random string: openssl rand -hex 32>",
-    "agent_api_token": "<a long random string: openssl rand -hex 32>",
-    "redact_identifiers": "false",
-}
-EXAMPLES.update(INFRA_EXAMPLES)
 
 # Optional settings that an empty value leaves unset (`OPENAI_API_KEY=` in a .env is no key).
 EMPTY_IS_UNSET = (
@@ -96,6 +39,11 @@ EMPTY_IS_UNSET = (
     "devops_agent_token",
     "gateway_url",
     "gateway_token",
+    "otel_exporter_otlp_endpoint",
+    "public_url",
+    "slack_bot_token",
+    "slack_channel",
+    "slack_signing_secret",
 )
 HTTP_URLS = (
     "openai_base_url",
@@ -104,6 +52,9 @@ HTTP_URLS = (
     "prometheus_url",
     "devops_agent_url",
     "gateway_url",
+    "otel_exporter_otlp_endpoint",
+    "public_url",
+    "slack_api_url",
 )
 
 
@@ -355,16 +306,21 @@ class Settings(BaseSettings):
             return self.openai_api_key is not None
         return self.reasoner == "llm"
 
+    # -- issue 16: traces, Slack approvals, the MCP server ------------------------------------
+    # The standard OpenTelemetry variable: a base URL; traces go over OTLP/HTTP to its /v1/traces.
+    otel_exporter_otlp_endpoint: str | None = None
+    # Where people reach the service, for links in notifications (the console's "Open" button).
+    public_url: str | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    # Slack's Web API; tests point it at a local server that speaks the same methods.
+    slack_api_url: str = "https://slack.com/api/"
 
-def parse_targets(text: str) -> dict[str, str]:
-    """Parse `name=url,name=url`."""
-    found: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, url = item.partition("=")
-        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
-            raise ValueError(f"entry {item!r} is not name=http://host:port/path")
-        found[name.strip()] = url.strip()
-    return found
+    @property
+    def slack_enabled(self) -> bool:
+        """SLACK_BOT_TOKEN and SLACK_CHANNEL: approval requests go to Slack."""
+        return self.slack_bot_token is not None and self.slack_channel is not None
 
 
 class SettingsError(Exception):

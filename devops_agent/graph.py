@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from langgraph.graph import END, START, StateGraph
 
-from devops_agent import routing
+from devops_agent import routing, telemetry
 from devops_agent.context import AgentContext
 from devops_agent.nodes.approve import approve, await_approval
 from devops_agent.nodes.escalate import escalate
@@ -76,7 +76,10 @@ def _bind(
 ) -> Callable[[IncidentState], Awaitable[IncidentState]]:
     async def node(state: IncidentState) -> IncidentState:
         ctx = await source.get() if isinstance(source, LazyContext) else source
-        return await fn(state, ctx)
+        with telemetry.span(f"node {fn.__name__}", node=fn.__name__) as current:
+            update = await fn(state, ctx)
+            telemetry.annotate(current, telemetry.run_attributes({**state, **(update or {})}))
+            return update
 
     node.__name__ = fn.__name__
     return node

@@ -93,3 +93,14 @@ def infra_problem(
                 f"{', '.join(absent)} (DOCKER_CERT_PATH, or a subdirectory named {name})"
             )
     return None
+
+
+def parse_targets(text: str) -> dict[str, str]:
+    """Parse `name=url,name=url`."""
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"entry {item!r} is not name=http://host:port/path")
+        found[name.strip()] = url.strip()
+    return found

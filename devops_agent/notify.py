@@ -34,6 +34,13 @@ def approval_notice(request: dict[str, Any], resume_url: str) -> dict[str, Any]:
             "run_id": request.get("run_id"),
             "service": request.get("service"),
             "category": diagnosis.get("category"),
+            "root_cause": diagnosis.get("root_cause"),
+            "why": request.get("why"),
+            "steps": [
+                {k: s.get(k) for k in ("operation", "target", "risk")}
+                for s in plan.get("steps") or []
+                if isinstance(s, dict)
+            ],
             "request_id": request.get("request_id"),
             "reason": request.get("reason"),
             "deadline": request.get("deadline"),
@@ -41,7 +48,6 @@ def approval_notice(request: dict[str, Any], resume_url: str) -> dict[str, Any]:
             # The whole request (devops_agent/approvals.py), as GET /approvals shows it.
             "diagnosis": diagnosis,
             "plan": plan,
-            "why": request.get("why"),
             "reasons": request.get("reasons") or [],
             "policy": request.get("policy"),
             "alternatives": request.get("alternatives") or [],

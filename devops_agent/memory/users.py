@@ -57,6 +57,14 @@ class User:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
+def role_of(text: str) -> Role:
+    """`text` as a role, or UserError."""
+    for role in ROLES:
+        if text == role:
+            return role
+    raise UserError(f"role {text!r}: must be one of {', '.join(ROLES)}")
+
+
 def token_hash(token: str) -> str:
     """SHA-256 of a token: tokens are 256 random bits, so no salt or stretching is needed."""
     return hashlib.sha256(token.encode()).hexdigest()

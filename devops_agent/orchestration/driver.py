@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from devops_agent import faults
+from devops_agent import faults, telemetry
 from devops_agent.approvals import approval_view
 from devops_agent.memory.run_repo import RunRepo
 from devops_agent.memory.runs import AWAITING, COMPLETED, QUEUED, RUNNING, RunRecord
@@ -96,13 +96,36 @@ class RunDriver:
     ) -> None:
         if resume is not None:
             faults.hit("before_resume")
-        async for node, update in self.agent.stream(run_id, alerts=alerts, resume=resume):
-            if node == "__interrupt__":
-                values = [getattr(i, "value", i) for i in update or ()]
-                self.hub.publish(run_id, "interrupt", {"node": node, "requests": values})
-                continue
-            self.metrics.node_updates.labels(node=node).inc()
-            self.hub.publish(run_id, "update", {"node": node, "update": update})
+        stretch = (
+            "start"
+            if alerts is not None
+            else "continue"
+            if resume is None
+            else "settle"
+            if resume.get("woke")
+            else "decision"
+        )
+        with telemetry.run_span(run_id, stretch=stretch) as root:
+            try:
+                async for node, update in self.agent.stream(run_id, alerts=alerts, resume=resume):
+                    if node == "__interrupt__":
+                        values = [getattr(i, "value", i) for i in update or ()]
+                        self.hub.publish(run_id, "interrupt", {"node": node, "requests": values})
+                        continue
+                    self.metrics.node_updates.labels(node=node).inc()
+                    self.hub.publish(run_id, "update", {"node": node, "update": update})
+            finally:
+                if root.is_recording():
+                    state = await self.agent.state(run_id)
+                    waiting = await self.agent.pending_approval(run_id)
+                    telemetry.annotate(
+                        root,
+                        {
+                            **telemetry.run_attributes(state),
+                            "decision": (resume or {}).get("decision"),
+                            "waiting": "approval" if waiting else None,
+                        },
+                    )
 
     async def supersede(self, run_id: str) -> None:
         """End a waiting run as superseded: as if escalate had run, then learn records it."""

@@ -50,6 +50,7 @@ from devops_agent.orchestration.outbox import Deliverer
 from devops_agent.orchestration.pressure import HOLD_LIMIT, Pressure
 from devops_agent.orchestration.retention import Retention
 from devops_agent.orchestration.runlock import RunLock
+from devops_agent.orchestration.slack import SlackChannel
 from devops_agent.runner import Agent
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,10 @@ class RunManager:
         *,
         max_concurrent: int,
         resume_url: Callable[[str], str],
+        slack: SlackChannel | None = None,
     ):
         self.agent = agent
+        self.slack = slack
         self.repo = repo
         self.hub = hub
         self.metrics = metrics
@@ -97,10 +100,11 @@ class RunManager:
             self.owner,
             self.lease,
             resume_url,
-            settings.notify_webhook_url,
+            # Any channel makes the driver write notices into the outbox.
+            settings.notify_webhook_url or (settings.slack_channel if slack else None),
         )
         self.deliverer = Deliverer(
-            Outbox(repo.engine), repo, settings.notify_webhook_url, self.owner
+            Outbox(repo.engine), repo, settings.notify_webhook_url, self.owner, slack
         )
 
     def launch(self) -> None:

@@ -32,6 +32,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_openai import ChatOpenAI
 
+from devops_agent import telemetry
 from devops_agent.config import Settings
 from devops_agent.reasoning import prompts, validation
 from devops_agent.reasoning.answers import DIAGNOSIS, PLAN, AnswerSpec, DiagnosisAnswer, PlanAnswer
@@ -220,7 +221,22 @@ class LLMReasoner:
         while True:
             started = perf_counter()
             try:
-                message = await model.ainvoke(outgoing)
+                with telemetry.span(
+                    "llm request", model=getattr(self.model, "model_name", None), attempt=attempt
+                ) as sp:
+                    try:
+                        message = await model.ainvoke(outgoing)
+                    except Exception as exc:
+                        telemetry.failed(sp, type(exc).__name__)
+                        raise
+                    used = getattr(message, "usage_metadata", None) or {}
+                    telemetry.annotate(
+                        sp,
+                        {
+                            "input_tokens": int(used.get("input_tokens", 0)),
+                            "output_tokens": int(used.get("output_tokens", 0)),
+                        },
+                    )
             except Exception as exc:
                 record.model_ms += (perf_counter() - started) * 1000
                 err = classify(exc)

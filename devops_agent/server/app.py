@@ -20,29 +20,35 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import devops_agent.memory.runs  # noqa: F401  (registers the run tables before the schema is set up)
+from devops_agent import telemetry
 from devops_agent.config import Settings
 from devops_agent.context import AgentContext
 from devops_agent.dburl import DatabaseUrl
 from devops_agent.memory.run_repo import RunRepo
+from devops_agent.memory.slack_messages import SlackMessages
 from devops_agent.memory.users import Users
 from devops_agent.monitoring import Monitor
 from devops_agent.orchestration.intake import Intake
 from devops_agent.orchestration.manager import RunManager
 from devops_agent.orchestration.metrics import MeteredHub, Metrics
 from devops_agent.orchestration.relay import Relay
+from devops_agent.orchestration.slack import SlackChannel
 from devops_agent.runner import open_agent
 from devops_agent.server import (
     api_audit,
     api_control,
+    api_identity,
     api_ops,
     api_runs,
     api_users,
     api_webhook,
     ui,
 )
+from devops_agent.server import slack as slack_routes
 from devops_agent.server.auth import Authenticator, AuthMiddleware, load_api_token
 from devops_agent.server.deps import Services
 from devops_agent.server.limits import BodyLimitMiddleware
+from devops_agent.server.mcp_http import McpEndpoint, McpMiddleware
 from devops_agent.server.ratelimit import RateLimitMiddleware
 from devops_agent.server.schema import document_errors
 from devops_agent.server.sessions import Sessions, load_session_key
@@ -88,11 +94,29 @@ async def _sweep(manager: RunManager, timeout: float) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
+    telemetry.configure(
+        settings.otel_exporter_otlp_endpoint, settings.service_name, settings.service_version
+    )
+    try:
+        async with _serving(app, settings, metrics):
+            yield
+    finally:
+        await app.state.mcp.close()
+        telemetry.shutdown()
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
     async with open_agent(AgentContext.from_settings(settings)) as agent:
         repo = RunRepo.from_url(settings.resolved_database_url)
         await repo.setup()
         hub = MeteredHub(metrics, repo)  # an EventHub that also counts run metrics
         base = public_url(settings)
+        slack = (
+            SlackChannel(settings, SlackMessages(repo.engine), base)
+            if settings.slack_enabled
+            else None
+        )
         manager = RunManager(
             agent,
             repo,
@@ -100,6 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics,
             max_concurrent=max_concurrent_runs(settings),
             resume_url=lambda run_id: f"{base}/runs/{run_id}/resume",
+            slack=slack,
         )
         intake = Intake(repo, manager, metrics)
         monitor = Monitor(
@@ -236,6 +261,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_users.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static, name="ui-static")
+    app.include_router(api_identity.router)
+    app.include_router(slack_routes.router)
     document_errors(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _storage_error)
@@ -245,6 +272,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = sessions = Sessions(load_session_key(settings))
     authenticator = app.state.authenticator = Authenticator(api_token, users, sessions, settings)
     app.add_middleware(AuthMiddleware, authenticator=authenticator, webhook_token=webhook_token)
+    # /mcp authenticates its own callers (users' tokens and roles), outside AGENT_API_TOKEN's.
+    app.state.mcp = mcp = McpEndpoint(app, authenticator)
+    app.add_middleware(McpMiddleware, endpoint=mcp)
     app.add_middleware(
         RateLimitMiddleware,
         rate=settings.rate_limit_per_second,

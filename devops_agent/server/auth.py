@@ -29,7 +29,8 @@ from devops_agent.server.sessions import Sessions, cookie_of
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api-token"  # noqa: S105 (a file name, not a secret)
-OPEN_PATHS = frozenset({"/health"})
+# /slack/interactions is authenticated by Slack's request signature (server/slack.py).
+OPEN_PATHS = frozenset({"/health", "/slack/interactions"})
 WEBHOOK_PATH = "/webhook/alerts"
 _UNAUTHORIZED = json.dumps({"detail": "unauthorized"}).encode()
 ADMIN_PREFIXES = ("/control/", "/users")
@@ -127,6 +128,10 @@ class Authenticator:
         if token_matches(token.encode(), self.api_token):
             return User(ADMIN, "admin", "api_token")
         return await self.users.by_token(token)
+
+    async def by_slack_id(self, slack_id: str) -> User | None:
+        """The user a Slack user id is mapped to (`users add NAME --slack-id U...`)."""
+        return await self.users.by_slack_id(slack_id)
 
     async def by_hash(self, hashed: str) -> User | None:
         if hmac.compare_digest(hashed, self.api_hash):

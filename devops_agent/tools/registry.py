@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from devops_agent import fencing
+from devops_agent import fencing, telemetry
 from devops_agent.operations import OPERATIONS, OperationSpec
 from devops_agent.redact import redact, redact_data
 from devops_agent.state import Ambiguity, Target, Unreachable
@@ -117,7 +117,12 @@ class Registry:
         if isinstance(parsed, str):
             return OperationResult.failure(operation, target, "invalid", parsed)
         fencing.check()
-        result = await self.backend.run(operation, parsed)
+        backend = type(self.backend).__name__.lower().removesuffix("backend") or "backend"
+        with telemetry.span(f"{backend} {operation}", operation=operation, target=target) as sp:
+            result = await self.backend.run(operation, parsed)
+            telemetry.annotate(sp, {"backend": backend, "ok": result.ok, "error": result.error})
+            if not result.ok:
+                telemetry.failed(sp, result.message)
         # Evidence is masked here, where it is gathered: no secret reaches a checkpoint, the
         # audit trail, an incident or the ledger (devops_agent/redact.py).
         return result.model_copy(
