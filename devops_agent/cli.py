@@ -10,25 +10,29 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from rich.console import Console
-from rich.prompt import Confirm, Prompt
-
-from devops_agent.alertmanager import WebhookPayload
 from devops_agent.config import Settings, SettingsError, load_settings
-from devops_agent.context import AgentContext
 from devops_agent.errors import one_line
-from devops_agent.memory.outbox import Outbox
-from devops_agent.memory.preflight import database_problem
-from devops_agent.memory.store import Store
-from devops_agent.memory.storelock import StoreLocked, hold_store
-from devops_agent.orchestration.outbox import Deliverer
-from devops_agent.redact import redact
-from devops_agent.runner import is_settle, open_agent
 
-console = Console(highlight=False)
+if TYPE_CHECKING:  # the graph, the store and rich load inside the commands that need them
+    from rich.console import Console
+
+    from devops_agent.alertmanager import WebhookPayload
+
+_console: Console | None = None
+
+
+def _out() -> Console:
+    """The terminal console (rich), made on first use: light commands never import rich."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False)
+    return _console
+
+
 SUCCESS_OUTCOMES = ("resolved", "no_action", "superseded")
 
 
@@ -72,15 +76,17 @@ def _summary(node: str, update: dict[str, Any]) -> str:
 
 
 def _ask(request: dict[str, Any], decision: str | None, approver: str) -> dict[str, Any]:
+    from rich.prompt import Confirm, Prompt
+
     plan = request.get("plan", {})
-    console.print(f"[yellow]approval needed[/]: {request.get('why')}")
+    _out().print(f"[yellow]approval needed[/]: {request.get('why')}")
     for step in plan.get("steps", []):
-        console.print(
+        _out().print(
             f"  - {step['operation']} {step['target']} ({step['risk']} risk): {step['rationale']}"
         )
     if decision is None:
         if not sys.stdin.isatty():
-            console.print("[red]no terminal to ask on: pass --approve or --reject[/]")
+            _out().print("[red]no terminal to ask on: pass --approve or --reject[/]")
             return {"decision": "reject", "approver": approver, "comment": "no terminal to ask on"}
         decision = "approve" if Confirm.ask("approve this plan?") else "reject"
         comment = Prompt.ask("comment", default="")
@@ -91,9 +97,13 @@ def _ask(request: dict[str, Any], decision: str | None, approver: str) -> dict[s
 async def run_alert(
     settings: Settings, payload: WebhookPayload, decision: str | None, approver: str
 ) -> int:
+    from devops_agent.context import AgentContext
+    from devops_agent.redact import redact
+    from devops_agent.runner import is_settle, open_agent
+
     run_id = f"cli-{uuid.uuid4().hex[:12]}"
     alerts = [a.to_alert() for a in payload.alerts]
-    console.print(f"run [bold]{run_id}[/] for {len(alerts)} alert(s)")
+    _out().print(f"run [bold]{run_id}[/] for {len(alerts)} alert(s)")
     async with open_agent(AgentContext.from_settings(settings)) as agent:
         resume: dict[str, Any] | None = None
         first = True
@@ -101,7 +111,7 @@ async def run_alert(
             async for node, update in agent.stream(run_id, alerts if first else None, resume):
                 if node == "__interrupt__":
                     continue
-                console.print(f"[cyan]{node:>10}[/] {redact(_summary(node, update or {}))}")
+                _out().print(f"[cyan]{node:>10}[/] {redact(_summary(node, update or {}))}")
             first = False
             request = await agent.pending_interrupt(run_id)
             if request is None:
@@ -118,7 +128,7 @@ async def run_alert(
         settings, run_id, final.get("notice") if outcome in ("escalated", "rejected") else None
     )
     colour = "green" if outcome in SUCCESS_OUTCOMES else "red"
-    console.print(f"[{colour}]outcome: {outcome}[/]")
+    _out().print(f"[{colour}]outcome: {outcome}[/]")
     return 0 if outcome in SUCCESS_OUTCOMES else 1
 
 
@@ -126,17 +136,24 @@ async def _tell(settings: Settings, run_id: str, notice: dict[str, Any] | None) 
     """The run's escalation, through the outbox as the service sends it (stored, then tried)."""
     if not notice or not settings.notify_webhook_url:
         return
+    from devops_agent.memory.outbox import Outbox
+    from devops_agent.orchestration.outbox import Deliverer
+
     outbox = Outbox.from_url(settings.resolved_database_url)
     try:
         await outbox.add(run_id, "escalation", notice)
         deliverer = Deliverer(outbox, None, settings.notify_webhook_url, f"cli:{run_id}")
         if not await deliverer.deliver_due():
-            console.print("[yellow]the notification is in the outbox: the service will retry it[/]")
+            _out().print("[yellow]the notification is in the outbox: the service will retry it[/]")
     finally:
         await outbox.close()
 
 
 def _read_payload(path: str) -> WebhookPayload:
+    from pydantic import ValidationError
+
+    from devops_agent.alertmanager import WebhookPayload
+
     try:
         return WebhookPayload.model_validate(json.loads(Path(path).read_text()))
     except OSError as exc:
@@ -161,6 +178,8 @@ def _parse_head(text: str) -> tuple[int, str]:
 async def show_patterns(settings: Settings) -> int:
     """What was learned, per (service, category, operation), and the ladder's promotions, as
     tab-separated lines; reads the store beside a running service."""
+    from devops_agent.memory.store import Store
+
     store = Store.from_url(settings.resolved_database_url)
     try:
         rows = await store.patterns()
@@ -177,6 +196,8 @@ async def audit_verify(settings: Settings, expect_head: str | None = None) -> in
     """Walk the audit chain; exit 0 when intact, 1 at the first edited, missing or moved row, or
     when the head recorded earlier (`--expect-head COUNT:HASH`) is no longer in the chain:
     cutting the newest rows leaves an intact but shorter chain, noticed only that way."""
+    from devops_agent.context import AgentContext
+
     expected = _parse_head(expect_head) if expect_head else None
     ctx = AgentContext.from_settings(settings)
     try:
@@ -188,26 +209,28 @@ async def audit_verify(settings: Settings, expect_head: str | None = None) -> in
     finally:
         await ctx.store.close()
     if not result.ok:
-        console.print(
+        _out().print(
             f"[red]audit trail broken[/]: {result.problem} ({result.rows} rows verified before it)"
         )
         return 1
     if expected and expected[0] > result.rows:
-        console.print(
+        _out().print(
             f"[red]audit trail cut[/]: the recorded head is row {expected[0]}, "
             f"the chain ends at row {result.rows}"
         )
         return 1
     if expected and recorded != expected[1]:
-        console.print(f"[red]audit trail broken[/]: row {expected[0]} is not the recorded head")
+        _out().print(f"[red]audit trail broken[/]: row {expected[0]} is not the recorded head")
         return 1
-    console.print(f"[green]audit trail intact[/]: {result.rows} rows")
-    console.print(f"head: {result.rows}:{result.head}")
+    _out().print(f"[green]audit trail intact[/]: {result.rows} rows")
+    _out().print(f"head: {result.rows}:{result.head}")
     return 0
 
 
 def _command_problem(settings: Settings) -> str | None:
     """Why a command that opens the database cannot start (one line), or None."""
+    from devops_agent.memory.preflight import database_problem
+
     problem = database_problem(settings.resolved_database_url)
     return f"cannot start: {problem}" if problem else None
 
@@ -362,6 +385,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from devops_agent.people import users_command
 
         return users_command(settings, args.action, args.name, args.role, args.slack_id)
+    from devops_agent.memory.storelock import StoreLocked, hold_store
+
     payload = _read_payload(args.file)
     decision = "approve" if args.approve else "reject" if args.reject else None
     try:

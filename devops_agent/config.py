@@ -44,6 +44,7 @@ EMPTY_IS_UNSET = (
     "slack_bot_token",
     "slack_channel",
     "slack_signing_secret",
+    "gateway_forward_url",
 )
 HTTP_URLS = (
     "openai_base_url",
@@ -55,6 +56,7 @@ HTTP_URLS = (
     "otel_exporter_otlp_endpoint",
     "public_url",
     "slack_api_url",
+    "gateway_forward_url",
 )
 
 
@@ -173,6 +175,10 @@ class Settings(BaseSettings):
     # The standard Docker variable: ca.pem, cert.pem and key.pem for tcp:// engines (TLS), or a
     # subdirectory named after the engine of INFRA_TARGETS when that one has its own.
     docker_cert_path: Path | None = None
+    # `devops-agent gateway serve`: the agent's webhook (http://agent:8000/webhook/alerts). The
+    # gateway watches its own engine's events (WATCH_EVENTS, INFRA_BACKEND=docker) and posts the
+    # alerts there, with WEBHOOK_TOKEN as bearer, retrying until the agent takes them.
+    gateway_forward_url: str | None = None
 
     @field_validator("gateway_operations")
     @classmethod

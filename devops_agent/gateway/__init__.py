@@ -2,7 +2,8 @@
 
 It carries out the agent's intents on its own host's engine, with the same registry the agent
 has (INFRA_BACKEND docker or swarm, DOCKER_HOST, INFRA_TARGETS), behind GATEWAY_TOKEN, limited
-to GATEWAY_OPERATIONS, deduplicated by idempotency key in GATEWAY_DB.
+to GATEWAY_OPERATIONS, deduplicated by idempotency key in GATEWAY_DB. With GATEWAY_FORWARD_URL
+it also watches its engine's events and forwards the alerts to the agent (gateway/forward.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import uvicorn
 
 from devops_agent.config import Settings
 from devops_agent.gateway.app import create_app
+from devops_agent.gateway.forward import Forwarder, Intents
 from devops_agent.gateway.store import IntentStore
+from devops_agent.sources.watcher import EngineWatcher
 from devops_agent.tools.registry import Registry
 from devops_agent.tools.select import build_backend
 
@@ -44,8 +47,34 @@ def serve(settings: Settings, host: str, port: int) -> int:
         return STARTUP_ERROR
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     registry = Registry(build_backend(settings))
+    intents_on = watcher = forwarder = None
+    if settings.gateway_forward_url and settings.watch_events:
+        if settings.infra_backend == "docker":
+            token = settings.webhook_token
+            forwarder = Forwarder(
+                settings.gateway_forward_url, token.get_secret_value() if token else None
+            )
+            intents_on = Intents(settings.validate_settle)
+            watcher = EngineWatcher(
+                settings.docker_host,
+                forwarder.accept,
+                intents_on.activity,
+                settings.crash_loop_window,
+            )
+        else:
+            logging.getLogger("devops_agent.gateway").warning(
+                "GATEWAY_FORWARD_URL: the events watcher watches Docker engines "
+                "(INFRA_BACKEND=docker), not %s: nothing is forwarded",
+                settings.infra_backend,
+            )
     app = create_app(
-        registry, store, settings.gateway_token.get_secret_value(), settings.gateway_allowlist
+        registry,
+        store,
+        settings.gateway_token.get_secret_value(),
+        settings.gateway_allowlist,
+        intents_on=intents_on,
+        watcher=watcher,
+        forwarder=forwarder,
     )
     try:
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())

@@ -12,13 +12,17 @@ import asyncio
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from devops_agent.gateway.forward import Forwarder, Intents
 from devops_agent.gateway.store import IntentStore, digest
 from devops_agent.redact import redact
+from devops_agent.sources.watcher import EngineWatcher
 from devops_agent.state import Ambiguity, Target, Unreachable
 from devops_agent.tools.registry import OperationResult, Registry
 
@@ -54,10 +58,41 @@ class ReconcileRequest(SnapshotRequest):
     idempotency_key: str | None = Field(None, max_length=300)
 
 
-def create_app(registry: Registry, store: IntentStore, token: str, allowed: list[str]) -> FastAPI:
-    """The gateway in front of `registry` (its backend is this host's engine)."""
-    app = FastAPI(title="devops-agent gateway", docs_url=None, redoc_url=None)
+def create_app(
+    registry: Registry,
+    store: IntentStore,
+    token: str,
+    allowed: list[str],
+    *,
+    intents_on: Intents | None = None,
+    watcher: EngineWatcher | None = None,
+    forwarder: Forwarder | None = None,
+) -> FastAPI:
+    """The gateway in front of `registry` (its backend is this host's engine); with `watcher`
+    and `forwarder`, it also watches that engine and forwards the alerts to the agent."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if forwarder is not None:
+            forwarder.start()
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                await watcher.stop()
+            if forwarder is not None:
+                await forwarder.stop()
+
+    app = FastAPI(title="devops-agent gateway", docs_url=None, redoc_url=None, lifespan=lifespan)
     locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def key_of(target: str, params: dict[str, Any]) -> str:
+        """The target's identity as the watcher names it (the backend resolves the name)."""
+        project = params.get("project")
+        found = await registry.backend.resolve([target], project if project else None)
+        return found.key if isinstance(found, Target) and found.key else f"container:{target}"
 
     def authorised(request: Request) -> None:
         given = request.headers.get("authorization", "")
@@ -76,6 +111,8 @@ def create_app(registry: Registry, store: IntentStore, token: str, allowed: list
             "backend": registry.backend.name,
             "engine": {"ok": ping.ok, "message": ping.message},
             "allowed": allowed,
+            "watcher": watcher.status() if watcher is not None else {"enabled": False},
+            "forward": forwarder.status() if forwarder is not None else None,
         }
 
     @app.post("/resolve", dependencies=guard)
@@ -126,6 +163,7 @@ def create_app(registry: Registry, store: IntentStore, token: str, allowed: list
                 "refused",
                 f"{body.operation} is not in this gateway's allowlist (GATEWAY_OPERATIONS)",
             )
+            result.data["reason"] = "not_allowlisted"
             return {"key": key, "replayed": False, "result": result.model_dump(mode="json")}
         spec = registry.spec(body.operation)
         if spec is None or not spec.mutating:
@@ -148,7 +186,11 @@ def create_app(registry: Registry, store: IntentStore, token: str, allowed: list
                 result.data["in_flight"] = True
                 return {"key": key, "replayed": True, "result": result.model_dump(mode="json")}
             await store.begin(key, body.operation, body.target, dig, body.intent, body.context)
-            result = await registry.run(body.operation, params)
+            if intents_on is None:
+                result = await registry.run(body.operation, params)
+            else:  # what the engine does to it meanwhile is this intent's doing, not a fault
+                with intents_on.acting(await key_of(body.target, params)):
+                    result = await registry.run(body.operation, params)
             answer = result.model_dump(mode="json")
             await store.finish(key, answer)
         locks.pop(key, None)

@@ -30,6 +30,7 @@ from devops_agent.nodes.requests import approval_request
 from devops_agent.nodes.validate import settled_health
 from devops_agent.operations import OPERATIONS
 from devops_agent.policy import Finding, StepVerdict, judge_step
+from devops_agent.policy.reasons import REASONS
 from devops_agent.state import (
     ActionRecord,
     Approval,
@@ -188,6 +189,13 @@ async def _act(ctx: AgentContext, run_id: str, record: ActionRecord) -> StepOutc
     else:
         record.status = "refused" if result.error in ("refused", "invalid") else "failed"
         record.output = f"{result.error}: {result.message}"
+        code = result.data.get("reason")
+        if record.status == "refused" and code in REASONS:  # the backend refused, not the policy
+            record.reason = code
+            escalate = Finding(
+                code,  # one of REASONS
+                f"the backend refused {record.operation} on {record.target}: {result.message}",
+            )
     await _finish(ctx, run_id, record)
     faults.hit("after_finish_step")
     return StepOutcome(record, escalate=escalate)

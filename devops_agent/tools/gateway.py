@@ -37,6 +37,12 @@ class GatewayError(Exception):
         self.sent = sent
         self.refused = refused
 
+    @property
+    def reason(self) -> str:
+        """Its reason code: the gateway could not be used for this request (it never reached
+        the engine), whether it did not answer or refused the request or the credentials."""
+        return "backend_unreachable"
+
 
 class GatewayBackend:
     """Operations as intents to one AI Command Gateway over HTTP."""
@@ -172,6 +178,7 @@ class GatewayBackend:
         except GatewayError as exc:
             kind: ErrorKind = "refused" if exc.refused else "unreachable"
             result = OperationResult.failure(operation, target, kind, str(exc))
+            result.data["reason"] = exc.reason  # not the policy: the execute node records it
             if exc.sent and mutating:
                 result.error = "timeout"
                 result.data["in_flight"] = True  # it may have arrived: reconcile by its key

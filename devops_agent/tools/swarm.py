@@ -287,9 +287,11 @@ class SwarmBackend(DockerBackend):
             )
         refused = scale_findings(params.replicas, before, self.max_replicas, None)
         if refused:
-            return OperationResult.failure(
+            result = OperationResult.failure(
                 "scale_service", params.target, "refused", "; ".join(f.message for f in refused)
             )
+            result.data["reason"] = refused[0].code
+            return result
         service.scale(params.replicas)
         state = self._converged(params.target, params.replicas, None)
         return OperationResult(

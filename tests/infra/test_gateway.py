@@ -98,7 +98,7 @@ async def test_lost_answer_acts_once_and_keys_survive_a_restart(
     tmp_path, lab: Lab, docker_client
 ) -> None:
     token = secrets.token_hex(16)
-    crashed, other = lab.crashed(), lab.crashed()
+    crashed, other, clash = lab.crashed(), lab.crashed(), lab.crashed()
     directory = tmp_path / "gw"
     with gateway(directory, token) as gw:
         port = int(gw.url.rsplit(":", 1)[1])
@@ -148,6 +148,23 @@ async def test_lost_answer_acts_once_and_keys_survive_a_restart(
         cut = again.post("/intents", {**body, "idempotency_key": "cut:1:0"}).json()
         assert cut["result"]["error"] == "timeout" and cut["result"]["data"]["in_flight"]
         assert starts(docker_client, other.name) == 2  # and still nothing acted twice
+        # A 4xx for a step (here 409: the step's key was used for another intent) is the
+        # backend's refusal, recorded with its own code, not as the policy's.
+        with sqlite3.connect(again.db) as conn:
+            conn.execute(
+                "INSERT INTO intents (key, operation, target, digest, intent, context, status,"
+                " started_at) VALUES ('run-clash:1:0', 'restart_service', ?, 'other', '', '{}',"
+                " 'finished', '2026-01-01')",
+                (clash.name,),
+            )
+        refused = await incident(tmp_path / "clash", clash.name, again.url, token)
+        [step] = refused["actions"]
+        assert step["status"] == "refused" and step["reason"] == "backend_unreachable"
+        assert refused["outcome"] == "escalated"
+        assert refused["escalation_reason"] == "backend_unreachable"
+        assert "the backend refused restart_service" in refused["escalation"]
+        assert "HTTP 409" in refused["escalation"] and "policy" not in refused["escalation"]
+        assert starts(docker_client, clash.name) == 1
 
 
 async def test_wrong_token_killed_gateway_and_its_own_allowlist(
@@ -178,6 +195,10 @@ async def test_wrong_token_killed_gateway_and_its_own_allowlist(
         }
         refused = gw.post("/intents", body).json()["result"]
         assert refused["error"] == "refused" and "allowlist" in refused["message"]
+        denied = await incident(tmp_path / "denied", crashed.name, gw.url, token)
+        assert [a["status"] for a in denied["actions"]] == ["refused"]
+        assert denied["escalation_reason"] == "not_allowlisted"
+        assert "GATEWAY_OPERATIONS" in denied["escalation"]
         gw.kill()
         assert not gw.healthy()
         assert (await GatewayBackend(gw.url, token).ping()).error == "unreachable"

@@ -107,6 +107,7 @@ async def test_scale_clones_and_removes_replicas_within_bounds(
     assert (
         too_many.error == "refused"
         and "MAX_REPLICAS=3" in too_many.message
+        and too_many.data["reason"] == "max_replicas"  # the run escalates with this code
         and len(replicas()) == 3
     )
     down = await registry.run("scale_service", {"target": "scale-svc", "replicas": 1})

@@ -335,9 +335,11 @@ class DockerBackend:
         replicas = self._containers(params)
         refused = scale_findings(params.replicas, len(replicas), self.max_replicas, None)
         if refused:
-            return OperationResult.failure(
+            result = OperationResult.failure(
                 "scale_service", params.target, "refused", "; ".join(f.message for f in refused)
             )
+            result.data["reason"] = refused[0].code
+            return result
         if not any(COMPOSE_SERVICE in c.labels for c in replicas):
             return OperationResult.failure(
                 "scale_service",
