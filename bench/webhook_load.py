@@ -312,6 +312,11 @@ def main() -> int:
         metavar="SVG",
         help="py-spy profile of the service (SVG: a flame graph, else collapsed stacks)",
     )
+    parser.add_argument(
+        "--burst-only",
+        action="store_true",
+        help="only the two wrk bursts (no drain, no open loop): for profiling; not the headline",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -376,6 +381,14 @@ def main() -> int:
             f"  ratio service/peer: {ratio:.2f} (target >= 0.5); by CPU per request {cpu_ratio:.2f}"
         )
         at_end = runs(agent_port)
+        if args.burst_only:
+            print(
+                "  BURST ONLY (--burst-only): no drain, no open loop, runs left queued; "
+                f"{at_end['completed']} completed during the burst"
+            )
+            if args.profile:
+                print(f"  py-spy profile of the service's burst: {args.profile}")
+            return 0
         drain(agent_port)
         drained = time.monotonic() - burst_done
         after = runs(agent_port)
