@@ -33,6 +33,23 @@ def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
         yield created
 
 
+# Under pytest-xdist (scripts/test.sh: -n 2 --dist loadgroup) each test file runs on one
+# worker, as with --dist loadfile, except that the files whose servers watch the shared engine's
+# events of every `devops-agent.watch=true` container run on the same worker, one after the
+# other: a watching server would otherwise act on another file's watched containers.
+SHARED_ENGINE_WATCHERS = "engine-events"
+WATCHING_FILES = ("tests/server/test_events_watch.py", "tests/replicas/test_events_watch.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        path = item.nodeid.split("::", 1)[0]
+        group = SHARED_ENGINE_WATCHERS if path in WATCHING_FILES else path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every process on PostgreSQL must sign the shared audit chain with the same key (AUDIT_KEY is
 # required there): the servers and replicas that tests start on PostgreSQL all get this one.
