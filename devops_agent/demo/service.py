@@ -102,6 +102,9 @@ def _environment(data_dir: Path, url: str) -> dict[str, str]:
             "DATA_DIR": str(data_dir),
             "API_HOST": parts.hostname or "127.0.0.1",
             "API_PORT": str(parts.port or 80),
+            # The demo's own service answers the demo's alerts, not the events of other
+            # containers on the engine that opted in to a real agent's watching.
+            "WATCH_EVENTS": "false",
             "NO_PROXY": "127.0.0.1,localhost",
         }
     )

@@ -93,6 +93,9 @@ class AgentServer:
             "AGENT_API_TOKEN": self.token,
             "WEBHOOK_TOKEN": self.webhook_token,
             "REASONER": self.reasoner,
+            # An autonomous agent on the host's engine: it acts only on the scenarios' alerts,
+            # never on the engine events of the host's own watched containers.
+            "WATCH_EVENTS": "false",
             "NO_PROXY": "127.0.0.1,localhost",
         }
         if self.reasoner == "llm":
