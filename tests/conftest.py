@@ -38,7 +38,11 @@ def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
 # events of every `devops-agent.watch=true` container run on the same worker, one after the
 # other: a watching server would otherwise act on another file's watched containers.
 SHARED_ENGINE_WATCHERS = "engine-events"
-WATCHING_FILES = ("tests/server/test_events_watch.py", "tests/replicas/test_events_watch.py")
+WATCHING_FILES = (
+    "tests/server/test_events_watch.py",
+    "tests/replicas/test_events_watch.py",
+    "tests/server/test_demo.py",  # its containers and background service share the engine too
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
