@@ -25,9 +25,10 @@ from devops_agent.operations import GetLogsParams, RestartServiceParams, ScaleSe
 from devops_agent.policy.checks import scale_findings
 from devops_agent.state import Target
 from devops_agent.tools.docker import DockerBackend
+from devops_agent.tools.docker.backend import logs_result
 from devops_agent.tools.docker.inspect import container_facts
 from devops_agent.tools.docker.targets import TargetMissing
-from devops_agent.tools.logs import error_lines, split_lines
+from devops_agent.tools.logs import split_lines
 from devops_agent.tools.registry import OperationResult, Reconciliation
 
 SERVICE_LABEL = "com.docker.swarm.service.name"
@@ -258,14 +259,7 @@ class SwarmBackend(DockerBackend):
         service = service_of(self.client(), params.target)
         raw = b"".join(service.logs(stdout=True, stderr=True, tail=str(params.lines), follow=False))
         lines = split_lines(raw.decode("utf-8", "replace"), params.lines)[-params.lines :]
-        errors = error_lines(lines)
-        return OperationResult(
-            operation="get_logs",
-            target=params.target,
-            ok=True,
-            message=f"{len(lines)} lines, {len(errors)} error lines",
-            data={"lines": len(lines), "error_lines": errors, "tail": lines[-20:]},
-        )
+        return logs_result(params.target, lines)
 
     def _restart(self, params: RestartServiceParams) -> OperationResult:
         service = service_of(self.client(), params.target)

@@ -273,15 +273,7 @@ class DockerBackend:
         for container in self._containers(params):
             raw: bytes = container.logs(tail=params.lines, stdout=True, stderr=True)
             lines += split_lines(raw.decode("utf-8", "replace"), params.lines)
-        lines = lines[-params.lines :]
-        errors = error_lines(lines)
-        return OperationResult(
-            operation="get_logs",
-            target=params.target,
-            ok=True,
-            message=f"{len(lines)} lines, {len(errors)} error lines",
-            data={"lines": len(lines), "error_lines": errors, "tail": lines[-20:]},
-        )
+        return logs_result(params.target, lines[-params.lines :])
 
     def _check_resources(self, params: Any) -> OperationResult:
         containers = self._containers(params)
@@ -381,3 +373,15 @@ class DockerBackend:
 def _explain(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc)[:300]
+
+
+def logs_result(target: str, lines: list[str]) -> OperationResult:
+    """get_logs' answer for `lines` (the newest last), the same for containers and services."""
+    errors = error_lines(lines)
+    return OperationResult(
+        operation="get_logs",
+        target=target,
+        ok=True,
+        message=f"{len(lines)} lines, {len(errors)} error lines",
+        data={"lines": len(lines), "error_lines": errors, "tail": lines[-20:]},
+    )
